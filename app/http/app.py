@@ -1,0 +1,59 @@
+"""The ASGI application: every route, error handler and resource wired in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from app.database import create_engine
+from app.http.errors import EXCEPTION_HANDLERS
+from app.http.request_id import RequestIdMiddleware
+from app.http.tasks import TaskController
+from app.logs import configure_logging
+from app.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL is not set; start the service with `tasks-api serve`")
+    database_url = settings.database_url
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        app.state.engine = create_engine(
+            database_url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    return Litestar(
+        route_handlers=[TaskController],
+        lifespan=[database],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestIdMiddleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Tasks API",
+            version="1.0.0",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="x-tenant-api-key", security_scheme_in="header"
+                    )
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,146 @@
+"""The one error envelope, {"error": {"code", "message", "details"}}, for every failure."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from domain.errors import RuleViolation
+
+log = logging.getLogger("tasks_api.errors")
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    details: list[str] | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """A failure the client is told about, with its HTTP status and reference error code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def validation_error(details: list[str], message: str = "Validation failed") -> ApiError:
+    return ApiError(400, "ValidationError", message, details)
+
+
+def task_not_found() -> ApiError:
+    return ApiError(404, "NotFoundError", "Task not found")
+
+
+CODES_BY_STATUS = {
+    400: "ValidationError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    412: "PreconditionFailedError",
+    413: "PayloadTooLargeError",
+    429: "RateLimitError",
+    503: "ServiceUnavailableError",
+}
+MESSAGES_BY_STATUS = {
+    404: "Resource not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+def error_response(error: ApiError) -> Response[ErrorBody]:
+    body = ErrorBody(ErrorDetail(error.code, error.message, error.details))
+    return Response(body, status_code=error.status, headers=error.headers)
+
+
+def on_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[ErrorBody]:
+    return error_response(error)
+
+
+def on_rule_violation(_: Request[Any, Any, Any], error: RuleViolation) -> Response[ErrorBody]:
+    return error_response(validation_error([error.message], error.message))
+
+
+def on_validation_exception(
+    _: Request[Any, Any, Any], error: ValidationException
+) -> Response[ErrorBody]:
+    """Litestar's own validation of path and query parameters."""
+    details = [
+        f"{item.get('key', 'request')}: {item.get('message', 'invalid value')}"
+        for item in (error.extra if isinstance(error.extra, list) else [])
+        if isinstance(item, dict)
+    ]
+    return error_response(validation_error(details or [str(error.detail)]))
+
+
+def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
+    status = error.status_code
+    if status >= 500:
+        return on_unexpected(_, error)
+    code = CODES_BY_STATUS.get(status, "HTTPError")
+    message = MESSAGES_BY_STATUS.get(status, str(error.detail))
+    return error_response(ApiError(status, code, message, headers=error.headers))
+
+
+def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    log.exception("unexpected failure on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(ApiError(500, "InternalServerError", "Internal server error"))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ApiError: on_api_error,
+    RuleViolation: on_rule_violation,
+    ValidationException: on_validation_exception,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}
+
+_AT_PATH = re.compile(r"^(?P<message>.*) - at `\$\.?(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
+
+
+def describe_decode_error(error: msgspec.MsgspecError) -> str:
+    """A msgspec error as a detail that names the offending field first."""
+    text = str(error)
+    # ValidationError subclasses DecodeError: only a plain DecodeError means bad JSON.
+    if not isinstance(error, msgspec.ValidationError):
+        return f"body: malformed JSON ({text})"
+    if match := _AT_PATH.match(text):
+        path = match["path"]
+        field_match = _NAMED_FIELD.match(match["message"])
+        if field_match:
+            path = f"{path}.{field_match['field']}" if path else field_match["field"]
+        return f"{path or 'body'}: {_plain(match['message'])}"
+    if field_match := _NAMED_FIELD.match(text):
+        return f"{field_match['field']}: {_plain(text)}"
+    return text
+
+
+def _plain(message: str) -> str:
+    if message.startswith("Object contains unknown field"):
+        return "unknown or read-only field"
+    if message.startswith("Object missing required field"):
+        return "required"
+    return message

@@ -1,0 +1,291 @@
+"""The /v1/tasks endpoints: thin handlers from HTTP to commands and read-side queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import clock, ids, service
+from app.http.auth import authenticated_caller
+from app.http.errors import ApiError, task_not_found
+from app.http.params import end_of_period, parse_choices, parse_time, task_page
+from app.http.wire import (
+    AgentPerformance,
+    AuditEvent,
+    Confirmation,
+    SnoozeResult,
+    TaskAnalytics,
+    TaskPage,
+    TaskResult,
+    TaskStats,
+    decode_body,
+)
+from app.service import Caller
+from app.store import event_log
+from domain.commands import (
+    CompleteTask,
+    CreateTask,
+    DeleteTask,
+    ReassignTask,
+    SnoozeTask,
+    TaskChanges,
+    TaskCommand,
+    UpdateTask,
+)
+from domain.task import Priority, Status, Task
+from projections import queries, task_view
+
+TaskId = Annotated[str, Parameter(description="24 lowercase hex characters")]
+Page = Annotated[int, Parameter(ge=1, le=100_000, description="Page number")]
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page (max 100)")]
+SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
+Optional = Annotated[str | None, Parameter(max_length=200)]
+
+
+def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def known_task_id(task_id: str) -> str:
+    """A malformed id names no task: 404, like an id of another tenant."""
+    if not ids.is_id(task_id):
+        raise task_not_found()
+    return task_id
+
+
+async def _run(
+    request: Request[Any, Any, State], caller: Caller, task_id: str, command: TaskCommand
+) -> service.Outcome:
+    try:
+        return await service.run(engine_of(request), caller, known_task_id(task_id), command)
+    except service.TaskNotFound:
+        raise task_not_found() from None
+    except event_log.VersionConflict:
+        raise ApiError(409, "ConflictError", "The task changed concurrently; retry") from None
+
+
+def _task_of(outcome: service.Outcome) -> Task:
+    assert outcome.task is not None
+    return outcome.task
+
+
+class TaskController(Controller):
+    path = "/v1/tasks"
+    tags = ["Tasks"]
+    dependencies = {"caller": Provide(authenticated_caller)}
+
+    @post("", operation_id="createTask", summary="Create a task", status_code=201)
+    async def create(self, request: Request[Any, Any, State], caller: Caller) -> TaskResult:
+        command = await decode_body(request, CreateTask)
+        outcome = await service.create_task(engine_of(request), caller, command)
+        return TaskResult(True, "Task created successfully", _task_of(outcome))
+
+    @get("", operation_id="listTasks", summary="List tasks with filtering and pagination")
+    async def list_tasks(
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        page: Page = 1,
+        limit: Limit = 20,
+        sort: SortField = "dueDate",
+        sort_direction: Annotated[Literal["asc", "desc"], Parameter(query="sortDirection")] = "asc",
+        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
+        queue_id: Annotated[Optional, Parameter(query="queueId")] = None,
+        status: Annotated[str | None, Parameter(description="Comma-separated statuses")] = None,
+        priority: Annotated[str | None, Parameter(description="Comma-separated priorities")] = None,
+        related_customer_id: Annotated[Optional, Parameter(query="relatedCustomerId")] = None,
+        linked_entity_type: Annotated[Optional, Parameter(query="linkedEntityType")] = None,
+        linked_entity_id: Annotated[Optional, Parameter(query="linkedEntityId")] = None,
+        linked_pipeline_id: Annotated[Optional, Parameter(query="linkedPipelineId")] = None,
+        due_before: Annotated[str | None, Parameter(query="dueBefore")] = None,
+        due_after: Annotated[str | None, Parameter(query="dueAfter")] = None,
+        overdue: bool = False,
+        search: Annotated[str | None, Parameter(max_length=500)] = None,
+    ) -> TaskPage:
+        task_filter = queries.TaskFilter(
+            tenant_id=caller.principal.tenant_id,
+            now=clock.now(),
+            owner_id=owner_id,
+            queue_id=queue_id,
+            statuses=parse_choices("status", status, Status),
+            priorities=parse_choices("priority", priority, Priority),
+            related_customer_id=related_customer_id,
+            linked_entity_type=linked_entity_type,
+            linked_entity_id=linked_entity_id,
+            linked_pipeline_id=linked_pipeline_id,
+            due_before=parse_time("dueBefore", due_before),
+            due_after=parse_time("dueAfter", due_after),
+            overdue=overdue,
+            search=search,
+        )
+        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
+        return await _page(request, task_filter, order)
+
+    @get(
+        "/customer/{customer_id:str}",
+        operation_id="listCustomerTasks",
+        summary="Get tasks for a specific customer",
+    )
+    async def customer_tasks(
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        customer_id: str,
+        page: Page = 1,
+        limit: Limit = 20,
+        sort: SortField = "dueDate",
+        sort_direction: Annotated[Literal["asc", "desc"], Parameter(query="sortDirection")] = "asc",
+    ) -> TaskPage:
+        task_filter = queries.TaskFilter(
+            tenant_id=caller.principal.tenant_id, now=clock.now(), related_customer_id=customer_id
+        )
+        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
+        return await _page(request, task_filter, order)
+
+    @get("/stats", operation_id="getTaskStats", summary="Get task statistics")
+    async def stats(
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
+    ) -> TaskStats:
+        async with engine_of(request).connect() as conn:
+            counts = await queries.task_stats(
+                conn, caller.principal.tenant_id, clock.now(), owner_id
+            )
+        return TaskStats(
+            total=counts["total"],
+            overdue=counts["overdue"],
+            due_today=counts["dueToday"],
+            completed_this_week=counts["completedThisWeek"],
+            in_progress=counts["inProgress"],
+        )
+
+    @get("/analytics", operation_id="getTaskAnalytics", summary="Get task analytics")
+    async def analytics(
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        start_date: Annotated[str | None, Parameter(query="startDate")] = None,
+        end_date: Annotated[str | None, Parameter(query="endDate")] = None,
+        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
+    ) -> TaskAnalytics:
+        created_from = parse_time("startDate", start_date)
+        created_before = end_of_period("endDate", end_date)
+        async with engine_of(request).connect() as conn:
+            figures = await queries.task_analytics(
+                conn,
+                caller.principal.tenant_id,
+                clock.now(),
+                created_from,
+                created_before,
+                owner_id,
+            )
+        agents = [AgentPerformance(**agent) for agent in figures.pop("agent_performance")]
+        return TaskAnalytics(**figures, agent_performance=agents)
+
+    @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID")
+    async def get_task(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> Task:
+        async with engine_of(request).connect() as conn:
+            found = await task_view.load(conn, caller.principal.tenant_id, known_task_id(task_id))
+        if found is None:
+            raise task_not_found()
+        return found[0]
+
+    @get("/{task_id:str}/events", operation_id="getTaskEvents", summary="A task's audit history")
+    async def task_events(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> list[AuditEvent]:
+        async with engine_of(request).connect() as conn:
+            history = await event_log.stream(
+                conn, caller.principal.tenant_id, known_task_id(task_id)
+            )
+        if not history:
+            raise task_not_found()
+        return [
+            AuditEvent(
+                type=event.type,
+                version=event.version,
+                position=event.position,
+                recorded_at=event.recorded_at,
+                actor=event.metadata.get("actor"),
+                request_id=event.metadata.get("requestId"),
+                data=event.data,
+            )
+            for event in history
+        ]
+
+    @put("/{task_id:str}", operation_id="updateTask", summary="Update a task")
+    async def update(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> TaskResult:
+        changes = await decode_body(request, TaskChanges)
+        outcome = await _run(request, caller, task_id, UpdateTask(changes, merge=False))
+        return TaskResult(True, "Task updated successfully", _task_of(outcome))
+
+    @patch("/{task_id:str}", operation_id="patchTask", summary="Partially update a task")
+    async def patch(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> TaskResult:
+        changes = await decode_body(request, TaskChanges)
+        outcome = await _run(request, caller, task_id, UpdateTask(changes, merge=True))
+        return TaskResult(True, "Task updated successfully", _task_of(outcome))
+
+    @post(
+        "/{task_id:str}/complete",
+        operation_id="completeTask",
+        summary="Mark a task as completed",
+        status_code=200,
+    )
+    async def complete(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> TaskResult:
+        command = await decode_body(request, CompleteTask)
+        outcome = await _run(request, caller, task_id, command)
+        return TaskResult(True, "Task completed successfully", _task_of(outcome))
+
+    @post(
+        "/{task_id:str}/snooze", operation_id="snoozeTask", summary="Snooze a task", status_code=200
+    )
+    async def snooze(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> SnoozeResult:
+        command = await decode_body(request, SnoozeTask)
+        task = _task_of(await _run(request, caller, task_id, command))
+        return SnoozeResult(True, "Task snoozed successfully", task.snooze_count, task)
+
+    @post(
+        "/{task_id:str}/reassign",
+        operation_id="reassignTask",
+        summary="Reassign a task to another owner",
+        status_code=200,
+    )
+    async def reassign(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> TaskResult:
+        command = await decode_body(request, ReassignTask)
+        outcome = await _run(request, caller, task_id, command)
+        return TaskResult(True, "Task reassigned successfully", _task_of(outcome))
+
+    @delete("/{task_id:str}", operation_id="deleteTask", summary="Delete a task", status_code=200)
+    async def remove(
+        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+    ) -> Confirmation:
+        await _run(request, caller, task_id, DeleteTask())
+        return Confirmation(True, "Task deleted successfully")
+
+
+async def _page(
+    request: Request[Any, Any, State], task_filter: queries.TaskFilter, order: queries.PageRequest
+) -> TaskPage:
+    async with engine_of(request).connect() as conn:
+        tasks, total = await queries.list_tasks(conn, task_filter, order)
+    return task_page(tasks, total, order.page, order.limit)

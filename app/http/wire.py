@@ -1,0 +1,104 @@
+"""The shapes of responses, and reading request bodies into commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from app.http.errors import describe_decode_error, validation_error
+from domain.task import Task
+
+T = TypeVar("T")
+
+
+class TaskResult(msgspec.Struct):
+    success: bool
+    message: str
+    task: Task
+
+
+class SnoozeResult(msgspec.Struct, rename="camel"):
+    success: bool
+    message: str
+    snooze_count: int
+    task: Task
+
+
+class Confirmation(msgspec.Struct):
+    success: bool
+    message: str
+
+
+class TaskPage(msgspec.Struct, rename="camel"):
+    tasks: list[Task]
+    total: int
+    page: int
+    limit: int
+    total_pages: int
+
+
+class TaskStats(msgspec.Struct, rename="camel"):
+    total: int
+    overdue: int
+    due_today: int
+    completed_this_week: int
+    in_progress: int
+
+
+class AgentPerformance(msgspec.Struct, rename="camel"):
+    agent_id: str
+    agent_name: str | None
+    total: int
+    completed: int
+
+
+class TaskAnalytics(msgspec.Struct, rename="camel"):
+    total_tasks: int
+    completed_tasks: int
+    overdue_tasks: int
+    avg_completion_time: float | None
+    status_distribution: dict[str, int]
+    priority_distribution: dict[str, int]
+    agent_performance: list[AgentPerformance]
+
+
+class AuditEvent(msgspec.Struct, rename="camel"):
+    type: str
+    version: int
+    position: int
+    recorded_at: datetime
+    actor: str | None
+    request_id: str | None
+    data: dict[str, Any]
+
+
+async def decode_body(request: Request[Any, Any, Any], command_type: type[T]) -> T:
+    """The request body as a command; 400 naming the field when it is not one."""
+    body = await request.body()
+    try:
+        command = msgspec.json.decode(body or b"{}", type=command_type)
+    except (msgspec.MsgspecError, UnicodeDecodeError) as error:
+        raise validation_error([_describe(error)]) from error
+    if b"\\u0000" in body and _holds_nul(msgspec.json.decode(body)):
+        raise validation_error(["body: strings must not contain the NUL character (\\u0000)"])
+    return command
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, msgspec.MsgspecError):
+        return describe_decode_error(error)
+    return "body: not valid UTF-8"
+
+
+def _holds_nul(value: Any) -> bool:
+    """PostgreSQL cannot store NUL in text or jsonb, so such input is refused up front."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -1,0 +1,143 @@
+"""The use cases: each command runs as one short transaction that appends its events and
+projects the task view. A writer that loses a race on the stream version reloads and retries,
+so no update is lost."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app import clock, ids
+from app.store import event_log
+from app.tenants import Principal
+from domain import decide as rules
+from domain.commands import CreateTask, TaskCommand
+from domain.events import TaskEvent, event_type
+from domain.evolve import evolve
+from domain.task import Task
+from projections import task_view
+
+MAX_ATTEMPTS = 5
+
+audit_log = logging.getLogger("tasks_api.audit")
+
+
+class TaskNotFound(Exception):
+    pass
+
+
+class StaleVersion(Exception):
+    """If-Match named a version the task has moved past."""
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__(current_version)
+        self.current_version = current_version
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    request_id: str
+
+    def event_metadata(self) -> dict[str, str]:
+        return {
+            "actor": self.principal.key_id,
+            "requestId": self.request_id,
+            "correlationId": self.request_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A task after a command (None once deleted) and its version."""
+
+    task: Task | None
+    version: int
+
+
+async def create_task(engine: AsyncEngine, caller: Caller, command: CreateTask) -> Outcome:
+    task_id = ids.new_id()
+    now = clock.now()
+    new_events = rules.create(command, task_id, now)
+    async with engine.connect() as conn:
+        return await _append(conn, caller, task_id, None, 0, new_events, now)
+
+
+async def run(
+    engine: AsyncEngine,
+    caller: Caller,
+    task_id: str,
+    command: TaskCommand,
+    if_match: int | None = None,
+) -> Outcome:
+    """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return await _attempt(engine, caller, task_id, command, if_match, lock=attempt > 0)
+        except event_log.VersionConflict:
+            continue
+    raise event_log.VersionConflict(task_id)
+
+
+async def _attempt(
+    engine: AsyncEngine,
+    caller: Caller,
+    task_id: str,
+    command: TaskCommand,
+    if_match: int | None,
+    *,
+    lock: bool,
+) -> Outcome:
+    # The first attempt reads without a lock; after a lost race the retry locks the row, so
+    # it cannot lose again.
+    async with engine.connect() as conn:
+        current = await task_view.load(conn, caller.principal.tenant_id, task_id, lock=lock)
+        if current is None:
+            raise TaskNotFound(task_id)
+        task, version = current
+        if if_match is not None and if_match != version:
+            raise StaleVersion(version)
+        now = clock.now()
+        new_events = rules.decide(command, task, now)
+        if not new_events:
+            await conn.rollback()
+            return Outcome(task, version)
+        return await _append(conn, caller, task_id, task, version, new_events, now)
+
+
+async def _append(
+    conn: AsyncConnection,
+    caller: Caller,
+    task_id: str,
+    task: Task | None,
+    version: int,
+    new_events: list[TaskEvent],
+    now: datetime,
+) -> Outcome:
+    tenant_id = caller.principal.tenant_id
+    for event in new_events:
+        task = evolve(task, event, now)
+    new_version = await event_log.append(
+        conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now
+    )
+    await task_view.project(conn, tenant_id, task_id, new_version, task)
+    await conn.commit()
+    _log_audit(caller, task_id, version, new_events)
+    return Outcome(task, new_version)
+
+
+def _log_audit(caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]) -> None:
+    for offset, event in enumerate(new_events, start=1):
+        name = event_type(event)
+        fields = {
+            "type": name,
+            "tenantId": caller.principal.tenant_id,
+            "taskId": task_id,
+            "version": version + offset,
+            "actor": caller.principal.key_id,
+            "requestId": caller.request_id,
+        }
+        audit_log.info(name, extra={"fields": fields})

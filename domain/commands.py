@@ -1,0 +1,119 @@
+"""What a client asks of a task, with the reference's input constraints.
+
+Commands decode straight from request bodies, so their field names are the wire names
+and their limits are those of the reference's Input Constraints table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from domain.task import LinkedEntity, Outcome, Priority, Status, TitleType
+
+TITLE_MAX = 500
+METADATA_VALUE_MAX = 1000
+
+Id = Annotated[str, Meta(min_length=1, max_length=200)]
+Name = Annotated[str, Meta(max_length=200)]
+Description = Annotated[str, Meta(max_length=5000)]
+CompletionNotes = Annotated[str, Meta(max_length=2000)]
+Tag = Annotated[str, Meta(min_length=1, max_length=50)]
+Tags = Annotated[list[Tag], Meta(max_length=20)]
+Collaborators = Annotated[list[Id], Meta(max_length=100)]
+JsonObject = Annotated[dict[str, Any], Meta(max_length=50)]
+
+
+class Command(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """Base of every command: unknown and read-only fields are refused by name."""
+
+
+class TaskChanges(Command):
+    """Fields a client may set; a field left out is left as it is."""
+
+    title: str | UnsetType = UNSET
+    title_type: TitleType | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    status: Status | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    due_date: datetime | UnsetType | None = UNSET
+    owner_id: Id | UnsetType | None = UNSET
+    owner_name: Name | UnsetType | None = UNSET
+    queue_id: Id | UnsetType | None = UNSET
+    related_customer_id: Id | UnsetType | None = UNSET
+    related_customer_name: Name | UnsetType | None = UNSET
+    related_conversation_id: Id | UnsetType | None = UNSET
+    collaborator_ids: Collaborators | UnsetType | None = UNSET
+    tags: Tags | UnsetType | None = UNSET
+    metadata: JsonObject | UnsetType | None = UNSET
+    linked_entity: LinkedEntity | UnsetType | None = UNSET
+    auto_complete: JsonObject | UnsetType | None = UNSET
+    agent_reminders: JsonObject | UnsetType | None = UNSET
+    outcome: Outcome | UnsetType | None = UNSET
+    completion_notes: CompletionNotes | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.due_date, datetime):
+            self.due_date = as_utc(self.due_date)
+        if isinstance(self.title, str):
+            self.title = self.title.strip()
+            if not 1 <= len(self.title) <= TITLE_MAX:
+                raise ValueError(f"title must be 1 to {TITLE_MAX} characters after trimming")
+        if isinstance(self.metadata, dict):
+            for key, value in self.metadata.items():
+                if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
+                    raise ValueError(
+                        f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
+                    )
+
+    def provided(self) -> dict[str, Any]:
+        """The fields the client sent, by wire name."""
+        fields = msgspec.structs.fields(self)
+        return {
+            f.encode_name: value for f in fields if (value := getattr(self, f.name)) is not UNSET
+        }
+
+
+class CreateTask(TaskChanges):
+    title: str  # type: ignore[assignment]
+
+
+class UpdateTask(msgspec.Struct, frozen=True):
+    """PUT (merge=False): the fields carried replace the task's, objects wholesale.
+    PATCH (merge=True): metadata and the free-form objects merge key by key (RFC 7396)."""
+
+    changes: TaskChanges
+    merge: bool
+
+
+class CompleteTask(Command):
+    outcome: Outcome = Outcome.RESOLVED
+    completion_notes: CompletionNotes | None = None
+
+
+class SnoozeTask(Command):
+    new_due_date: datetime
+    adjust_reminders: bool = True
+
+    def __post_init__(self) -> None:
+        self.new_due_date = as_utc(self.new_due_date)
+
+
+class ReassignTask(Command):
+    new_owner_id: Id
+    new_owner_name: Name | None = None
+
+
+class DeleteTask(msgspec.Struct, frozen=True):
+    pass
+
+
+TaskCommand = UpdateTask | CompleteTask | SnoozeTask | ReassignTask | DeleteTask
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time without an offset is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,108 @@
+"""The task: its vocabulary and the state that events fold into."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+
+class TitleType(StrEnum):
+    FOLLOWUP = "followup"
+    CALLBACK = "callback"
+    MEETING = "meeting"
+    SUPPORT = "support"
+    OTHER = "other"
+
+
+class Status(StrEnum):
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    PENDING = "pending"
+    COMPLETED = "completed"
+    DEFERRED = "deferred"
+
+
+class Priority(StrEnum):
+    """Declared from least to most urgent: the order is the sort order."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    NO_ANSWER = "no_answer"
+    CALLBACK_SCHEDULED = "callback_scheduled"
+    ESCALATED = "escalated"
+    AUTO_COMPLETED = "auto_completed"
+    OTHER = "other"
+
+
+class ClaimStatus(StrEnum):
+    UNASSIGNED = "unassigned"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+
+
+# Statuses a task can no longer be completed or counted as overdue from.
+CLOSED_STATUSES = frozenset({Status.COMPLETED, Status.DEFERRED})
+
+
+class LinkedEntity(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    """The pipeline entity (a deal, a lead, …) a task belongs to."""
+
+    type: str
+    id: str
+    pipeline_id: str | None = None
+    name: str | None = None
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A task as it stands after its events; field names on the wire are the reference's."""
+
+    id: str = msgspec.field(name="_id")
+    title: str
+    title_type: TitleType = TitleType.OTHER
+    description: str | None = None
+    status: Status = Status.NOT_STARTED
+    priority: Priority = Priority.NORMAL
+    outcome: Outcome | None = None
+    due_date: datetime | None = None
+    completed_at: datetime | None = None
+    owner_id: str | None = None
+    owner_name: str | None = None
+    queue_id: str | None = None
+    claim_status: ClaimStatus = ClaimStatus.UNASSIGNED
+    claimed_at: datetime | None = None
+    claimed_by: str | None = None
+    related_customer_id: str | None = None
+    related_customer_name: str | None = None
+    related_conversation_id: str | None = None
+    collaborator_ids: list[str] = msgspec.field(default_factory=list)
+    completion_notes: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    linked_entity: LinkedEntity | None = None
+    auto_complete: dict[str, Any] | None = None
+    agent_reminders: dict[str, Any] | None = None
+    snoozed_until: datetime | None = None
+    snooze_count: int = 0
+    created_at: datetime = msgspec.field(name="created_at")
+    updated_at: datetime = msgspec.field(name="updated_at")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_STATUSES
+
+
+def claim_fields(owner_id: str | None, queue_id: str | None, now: datetime) -> dict[str, Any]:
+    """Who holds a task follows from its owner and queue: claimed, queued or unassigned."""
+    if owner_id is not None:
+        return {"claimStatus": ClaimStatus.CLAIMED, "claimedAt": now, "claimedBy": owner_id}
+    status = ClaimStatus.QUEUED if queue_id is not None else ClaimStatus.UNASSIGNED
+    return {"claimStatus": status, "claimedAt": None, "claimedBy": None}

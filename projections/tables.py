@@ -1,0 +1,85 @@
+"""The tables the projections read and write: the event log, the task view, checkpoints."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class XID8(sa.types.UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id, which orders commits for the log's readers."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
+
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("global_position", sa.BigInteger, sa.Identity(always=True), nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("stream_id", sa.Text, nullable=False),
+    sa.Column("stream_version", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("payload_version", sa.SmallInteger, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "transaction_id",
+        XID8,
+        nullable=False,
+        server_default=sa.text("pg_current_xact_id()"),
+    ),
+    sa.PrimaryKeyConstraint("tenant_id", "global_position"),
+    sa.UniqueConstraint("tenant_id", "stream_id", "stream_version", name="events_stream_version"),
+)
+
+PRIORITY_RANK = "CASE priority WHEN 'low' THEN 0 WHEN 'normal' THEN 1 WHEN 'high' THEN 2 ELSE 3 END"
+
+task_view = sa.Table(
+    "task_view",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("task_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("title_type", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    sa.Column("priority_rank", sa.SmallInteger, sa.Computed(PRIORITY_RANK, persisted=True)),
+    sa.Column("outcome", sa.Text),
+    sa.Column("due_date", sa.DateTime(timezone=True)),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("owner_name", sa.Text),
+    sa.Column("queue_id", sa.Text),
+    sa.Column("claim_status", sa.Text, nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("related_customer_id", sa.Text),
+    sa.Column("related_customer_name", sa.Text),
+    sa.Column("related_conversation_id", sa.Text),
+    sa.Column("collaborator_ids", JSONB, nullable=False),
+    sa.Column("completion_notes", sa.Text),
+    sa.Column("tags", JSONB, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("linked_entity", JSONB),
+    sa.Column("linked_entity_type", sa.Text, sa.Computed("linked_entity->>'type'", persisted=True)),
+    sa.Column("linked_entity_id", sa.Text, sa.Computed("linked_entity->>'id'", persisted=True)),
+    sa.Column(
+        "linked_pipeline_id", sa.Text, sa.Computed("linked_entity->>'pipelineId'", persisted=True)
+    ),
+    sa.Column("auto_complete", JSONB),
+    sa.Column("agent_reminders", JSONB),
+    sa.Column("snoozed_until", sa.DateTime(timezone=True)),
+    sa.Column("snooze_count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "task_id"),
+)

@@ -1,0 +1,72 @@
+"""Fixtures shared by every suite: one fresh, migrated database per run, an app on it,
+and a new tenant per test so tests never see each other's tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import tenants
+from app.database import create_engine
+from app.http.app import create_app
+from app.migrate import upgrade_to_head
+from app.settings import Settings
+from tests.database import create_database, drop_database, postgres_server
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A freshly migrated database, dropped when the run ends."""
+    with postgres_server() as server_url:
+        url = asyncio.run(create_database(server_url))
+        try:
+            upgrade_to_head(url)
+            yield url
+        finally:
+            asyncio.run(drop_database(server_url, url))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(Settings(database_url=database_url))
+    async with AsyncTestClient(app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    key_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-tenant-api-key": self.api_key}
+
+
+async def new_tenant(engine: AsyncEngine, name: str = "test") -> Tenant:
+    async with engine.begin() as conn:
+        issued = await tenants.create_tenant(conn, name)
+    return Tenant(issued.tenant_id, issued.key_id, issued.api_key)
+
+
+@pytest.fixture
+async def tenant(engine: AsyncEngine) -> Tenant:
+    return await new_tenant(engine, "tenant-a")
+
+
+@pytest.fixture
+async def other_tenant(engine: AsyncEngine) -> Tenant:
+    return await new_tenant(engine, "tenant-b")
