@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -13,11 +12,13 @@ from msgspec import Meta
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # None: start the embedded PostgreSQL under data_dir.
     database_url: str | None = None
-    data_dir: Path = Path(".tasks-api")
+    data_dir: str = ".tasks-api"
     log_level: str = "INFO"
     max_body_bytes: Annotated[int, Meta(gt=0)] = 256 * 1024
     db_pool_size: Annotated[int, Meta(gt=0)] = 10
     statement_timeout_ms: Annotated[int, Meta(gt=0)] = 5_000
+    # Run the projection runners and the auto-complete sweep inside the API process.
+    run_projections: bool = True
 
 
 ENV_NAMES = {
@@ -27,6 +28,7 @@ ENV_NAMES = {
     "max_body_bytes": "TASKS_MAX_BODY_BYTES",
     "db_pool_size": "TASKS_DB_POOL_SIZE",
     "statement_timeout_ms": "TASKS_STATEMENT_TIMEOUT_MS",
+    "run_projections": "TASKS_RUN_PROJECTIONS",
 }
 
 

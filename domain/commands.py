@@ -12,19 +12,27 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from domain.task import LinkedEntity, Outcome, Priority, Status, TitleType
+from domain.task import (
+    Id,
+    LinkedEntity,
+    Name,
+    Outcome,
+    Priority,
+    Status,
+    TitleType,
+    auto_complete_time,
+)
 
 TITLE_MAX = 500
+OBJECT_KEYS_MAX = 50
 METADATA_VALUE_MAX = 1000
 
-Id = Annotated[str, Meta(min_length=1, max_length=200)]
-Name = Annotated[str, Meta(max_length=200)]
 Description = Annotated[str, Meta(max_length=5000)]
 CompletionNotes = Annotated[str, Meta(max_length=2000)]
 Tag = Annotated[str, Meta(min_length=1, max_length=50)]
 Tags = Annotated[list[Tag], Meta(max_length=20)]
 Collaborators = Annotated[list[Id], Meta(max_length=100)]
-JsonObject = Annotated[dict[str, Any], Meta(max_length=50)]
+JsonObject = Annotated[dict[str, Any], Meta(max_length=OBJECT_KEYS_MAX)]
 
 
 class Command(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -62,12 +70,10 @@ class TaskChanges(Command):
             self.title = self.title.strip()
             if not 1 <= len(self.title) <= TITLE_MAX:
                 raise ValueError(f"title must be 1 to {TITLE_MAX} characters after trimming")
-        if isinstance(self.metadata, dict):
-            for key, value in self.metadata.items():
-                if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
-                    raise ValueError(
-                        f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
-                    )
+        if isinstance(self.metadata, dict) and (problem := metadata_value_problem(self.metadata)):
+            raise ValueError(problem)
+        if isinstance(self.auto_complete, dict):
+            auto_complete_time(self.auto_complete)
 
     def provided(self) -> dict[str, Any]:
         """The fields the client sent, by wire name."""
@@ -78,7 +84,7 @@ class TaskChanges(Command):
 
 
 class CreateTask(TaskChanges):
-    title: str  # type: ignore[assignment]
+    title: str
 
 
 class UpdateTask(msgspec.Struct, frozen=True):
@@ -112,6 +118,14 @@ class DeleteTask(msgspec.Struct, frozen=True):
 
 
 TaskCommand = UpdateTask | CompleteTask | SnoozeTask | ReassignTask | DeleteTask
+
+
+def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
+    """Why a metadata value breaks the Input Constraints table, or None when none does."""
+    for key, value in metadata.items():
+        if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
+            return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
+    return None
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from domain.commands import (
+    OBJECT_KEYS_MAX,
     CompleteTask,
     CreateTask,
     DeleteTask,
@@ -16,6 +17,7 @@ from domain.commands import (
     TaskChanges,
     TaskCommand,
     UpdateTask,
+    metadata_value_problem,
 )
 from domain.errors import RuleViolation
 from domain.events import (
@@ -31,7 +33,6 @@ from domain.events import (
 from domain.evolve import with_wire_fields
 from domain.task import Outcome, Status, Task, claim_fields
 
-METADATA_KEYS_MAX = 50
 # Free-form objects that PATCH merges key by key; linkedEntity is typed and replaced whole.
 MERGEABLE_FIELDS = ("metadata", "autoComplete", "agentReminders")
 EMPTY_WHEN_NULL: dict[str, Any] = {"tags": [], "collaboratorIds": [], "metadata": {}}
@@ -147,14 +148,15 @@ def _reassignment(
 def _update(task: Task, changes: TaskChanges, merge: bool, now: datetime) -> list[TaskEvent]:
     """PUT and PATCH: plain field changes, and the reassignment, completion or reopening
     that a change of ownerId or status amounts to."""
-    values = _with_empty_collections(changes.provided())
+    values = changes.provided()
     current = msgspec.to_builtins(task)
     if merge:
         for name in MERGEABLE_FIELDS:
             if isinstance(values.get(name), dict):
                 values[name] = merge_patch(current[name], values[name])
-    if len(values.get("metadata") or {}) > METADATA_KEYS_MAX:
-        raise RuleViolation(f"metadata must have at most {METADATA_KEYS_MAX} keys")
+                _ensure_within_limits(name, values[name])
+    # Only now: a null metadata clears it rather than merging as an empty patch.
+    values = _with_empty_collections(values)
 
     status = values.pop("status", task.status)
     owner_changes = {name: values.pop(name) for name in ("ownerId", "ownerName") if name in values}
@@ -191,6 +193,14 @@ def _update(task: Task, changes: TaskChanges, merge: bool, now: datetime) -> lis
         _ensure_completable(task)
         events.append(_completion(task.status, completion, now))
     return events
+
+
+def _ensure_within_limits(name: str, merged: dict[str, Any]) -> None:
+    """A merge can grow an object past the limits that the patch and the task each kept to."""
+    if len(merged) > OBJECT_KEYS_MAX:
+        raise RuleViolation(f"{name} must have at most {OBJECT_KEYS_MAX} keys")
+    if name == "metadata" and (problem := metadata_value_problem(merged)):
+        raise RuleViolation(problem)
 
 
 def _with_empty_collections(values: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field
     """Base of every event; `type` on the wire is the audit event name."""
 
 
-class TaskCreated(Event, tag="TASK_CREATED"):
+# Each event repeats frozen=True: msgspec inherits it, but type checkers read it per class.
+
+
+class TaskCreated(Event, tag="TASK_CREATED", frozen=True):
     task: Task
 
 
@@ -29,20 +32,20 @@ class Change(msgspec.Struct, frozen=True, rename={"before": "from", "after": "to
     after: Any
 
 
-class TaskUpdated(Event, tag="TASK_UPDATED"):
+class TaskUpdated(Event, tag="TASK_UPDATED", frozen=True):
     """Fields set to new values, keyed by their wire names."""
 
     changes: dict[str, Change]
 
 
-class TaskCompleted(Event, tag="TASK_COMPLETED"):
+class TaskCompleted(Event, tag="TASK_COMPLETED", frozen=True):
     outcome: Outcome
     completion_notes: str | None
     completed_at: datetime
     previous_status: Status
 
 
-class TaskReassigned(Event, tag="TASK_REASSIGNED"):
+class TaskReassigned(Event, tag="TASK_REASSIGNED", frozen=True):
     previous_owner_id: str | None
     previous_owner_name: str | None
     new_owner_id: str | None
@@ -51,7 +54,7 @@ class TaskReassigned(Event, tag="TASK_REASSIGNED"):
     claimed_at: datetime | None
 
 
-class TaskSnoozed(Event, tag="TASK_SNOOZED"):
+class TaskSnoozed(Event, tag="TASK_SNOOZED", frozen=True):
     previous_due_date: datetime | None
     new_due_date: datetime
     snooze_count: int
@@ -59,7 +62,7 @@ class TaskSnoozed(Event, tag="TASK_SNOOZED"):
     agent_reminders: dict[str, Any] | None = None
 
 
-class TaskDeleted(Event, tag="TASK_DELETED"):
+class TaskDeleted(Event, tag="TASK_DELETED", frozen=True):
     title: str
 
 

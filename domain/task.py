@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
+
+# The limits every reference to another record, and every name, keeps to.
+Id = Annotated[str, Meta(min_length=1, max_length=200)]
+Name = Annotated[str, Meta(max_length=200)]
 
 
 class TitleType(StrEnum):
@@ -56,10 +61,10 @@ CLOSED_STATUSES = frozenset({Status.COMPLETED, Status.DEFERRED})
 class LinkedEntity(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
     """The pipeline entity (a deal, a lead, …) a task belongs to."""
 
-    type: str
-    id: str
-    pipeline_id: str | None = None
-    name: str | None = None
+    type: Id
+    id: Id
+    pipeline_id: Id | None = None
+    name: Name | None = None
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -98,6 +103,22 @@ class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     @property
     def is_open(self) -> bool:
         return self.status not in CLOSED_STATUSES
+
+    @property
+    def auto_complete_at(self) -> datetime | None:
+        """When the task completes itself, if its autoComplete holds a time `at`."""
+        return auto_complete_time(self.auto_complete)
+
+
+def auto_complete_time(auto_complete: dict[str, Any] | None) -> datetime | None:
+    """autoComplete.at as a time; None when absent. Raises ValueError when it is no time."""
+    if not auto_complete or auto_complete.get("at") is None:
+        return None
+    try:
+        moment = msgspec.convert(auto_complete["at"], datetime)
+    except msgspec.ValidationError:
+        raise ValueError("autoComplete.at must be an RFC 3339 date-time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def claim_fields(owner_id: str | None, queue_id: str | None, now: datetime) -> dict[str, Any]:

@@ -77,9 +77,77 @@ task_view = sa.Table(
     ),
     sa.Column("auto_complete", JSONB),
     sa.Column("agent_reminders", JSONB),
+    sa.Column("auto_complete_at", sa.DateTime(timezone=True)),
     sa.Column("snoozed_until", sa.DateTime(timezone=True)),
     sa.Column("snooze_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
+)
+
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("projection", sa.Text, primary_key=True),
+    sa.Column("transaction_id", XID8, nullable=False),
+    sa.Column("global_position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# What the rollups need to know of each live task to move its counts when it changes.
+rollup_tasks = sa.Table(
+    "rollup_tasks",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("task_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.PrimaryKeyConstraint("tenant_id", "task_id"),
+)
+
+task_totals = sa.Table(
+    "task_totals",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.Column("completion_ms", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "owner_id", "status", "priority"),
+)
+
+tasks_by_created_day = sa.Table(
+    "tasks_by_created_day",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("created_on", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.Column("completion_ms", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "created_on", "owner_id", "status", "priority"),
+)
+
+completions_by_day = sa.Table(
+    "completions_by_day",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("completed_on", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "completed_on", "owner_id"),
+)
+
+owner_names = sa.Table(
+    "owner_names",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_name", sa.Text),
+    sa.PrimaryKeyConstraint("tenant_id", "owner_id"),
 )

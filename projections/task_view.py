@@ -6,6 +6,7 @@ after a write sees it) and rebuilds (over the folded log).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -13,8 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.evolve import evolve
 from domain.task import Task
+from projections.log import RecordedEvent
+from projections.projector import Rows, chunks, comparable, written_columns
 from projections.tables import task_view
+
+ROWS_PER_STATEMENT = 500
 
 KEY_COLUMNS = ("tenant_id", "task_id")
 TASK_COLUMNS = [
@@ -37,6 +43,7 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     row = msgspec.structs.asdict(task)
     row["task_id"] = row.pop("id")
     row["linked_entity"] = msgspec.to_builtins(task.linked_entity)
+    row["auto_complete_at"] = task.auto_complete_at
     row.update(tenant_id=tenant_id, version=version)
     return row
 
@@ -65,7 +72,68 @@ async def project(
             )
         )
         return
-    row = row_of(tenant_id, version, task)
-    statement = insert(task_view).values(row)
-    updates = {name: statement.excluded[name] for name in row if name not in KEY_COLUMNS}
+    await _upsert(conn, [row_of(tenant_id, version, task)])
+
+
+async def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    statement = insert(task_view).values(rows)
+    updates = {name: statement.excluded[name] for name in rows[0] if name not in KEY_COLUMNS}
     await conn.execute(statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates))
+
+
+class TaskViewProjector:
+    """The task view as a projection of the log, for rebuilds and verification."""
+
+    name = "task_view"
+    tables = (task_view,)
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
+        keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
+        states = _fold_into(await _load_many(conn, keys), batch)
+        gone = [key for key, (task, _) in states.items() if task is None]
+        c = task_view.c
+        for part in chunks(gone, ROWS_PER_STATEMENT):
+            await conn.execute(
+                task_view.delete().where(sa.tuple_(c.tenant_id, c.task_id).in_(part))
+            )
+        rows = [
+            row_of(tenant, version, task)
+            for (tenant, _), (task, version) in states.items()
+            if task is not None
+        ]
+        for part in chunks(rows, ROWS_PER_STATEMENT):
+            await _upsert(conn, list(part))
+
+    def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
+        states = _fold_into({}, history)
+        columns = [column.name for column in written_columns(task_view)]
+        rows = {
+            comparable(row_of(tenant, version, task)[name] for name in columns)
+            for (tenant, _), (task, version) in states.items()
+            if task is not None
+        }
+        return {task_view.name: rows}
+
+
+States = dict[tuple[str, str], tuple[Task | None, int]]
+
+
+def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:
+    """Tasks and their versions, keyed by (tenant, task), after more events."""
+    for event in events:
+        key = (event.tenant_id, event.stream_id)
+        task, _ = states.get(key, (None, 0))
+        states[key] = (evolve(task, event.decode(), event.recorded_at), event.version)
+    return states
+
+
+async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> States:
+    c = task_view.c
+    found: States = {}
+    for part in chunks(keys, ROWS_PER_STATEMENT):
+        query = sa.select(c.tenant_id, *TASK_COLUMNS).where(
+            sa.tuple_(c.tenant_id, c.task_id).in_(part)
+        )
+        for row in await conn.execute(query):
+            found[(row.tenant_id, row.id)] = (task_from_row(row), row.version)
+    return found

@@ -40,7 +40,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="session")
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(Settings(database_url=database_url))
+    # Projections run in tests that exercise them, against their own runners.
+    app = create_app(Settings(database_url=database_url, run_projections=False))
     async with AsyncTestClient(app, base_url="http://testserver.local") as test_client:
         yield test_client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from app.background import run_background
 from app.database import create_engine
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.request_id import RequestIdMiddleware
@@ -36,9 +38,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await app.state.engine.dispose()
 
+    @asynccontextmanager
+    async def background(app: Litestar) -> AsyncIterator[None]:
+        if not settings.run_projections:
+            yield
+            return
+        stop = asyncio.Event()
+        work = asyncio.create_task(run_background(app.state.engine, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await work
+
     return Litestar(
         route_handlers=[TaskController],
-        lifespan=[database],
+        lifespan=[database, background],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware],
         request_max_body_size=settings.max_body_bytes,

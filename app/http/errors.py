@@ -135,7 +135,8 @@ def describe_decode_error(error: msgspec.MsgspecError) -> str:
         return f"{path or 'body'}: {_plain(match['message'])}"
     if field_match := _NAMED_FIELD.match(text):
         return f"{field_match['field']}: {_plain(text)}"
-    return text
+    # msgspec gives no path when the body itself has the wrong shape.
+    return f"body: {text}"
 
 
 def _plain(message: str) -> str:

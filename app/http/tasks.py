@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
 from app.http.auth import authenticated_caller
@@ -38,7 +40,7 @@ from domain.commands import (
     UpdateTask,
 )
 from domain.task import Priority, Status, Task
-from projections import queries, task_view
+from projections import figures, log, queries, task_view
 
 TaskId = Annotated[str, Parameter(description="24 lowercase hex characters")]
 Page = Annotated[int, Parameter(ge=1, le=100_000, description="Page number")]
@@ -50,6 +52,14 @@ Optional = Annotated[str | None, Parameter(max_length=200)]
 def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+@asynccontextmanager
+async def consistent_reads(request: Request[Any, Any, State]) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see one snapshot: rollups, checkpoint and task view agree."""
+    async with engine_of(request).connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        yield conn
 
 
 def known_task_id(task_id: str) -> str:
@@ -155,8 +165,8 @@ class TaskController(Controller):
         caller: Caller,
         owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
     ) -> TaskStats:
-        async with engine_of(request).connect() as conn:
-            counts = await queries.task_stats(
+        async with consistent_reads(request) as conn:
+            counts = await figures.task_stats(
                 conn, caller.principal.tenant_id, clock.now(), owner_id
             )
         return TaskStats(
@@ -178,8 +188,8 @@ class TaskController(Controller):
     ) -> TaskAnalytics:
         created_from = parse_time("startDate", start_date)
         created_before = end_of_period("endDate", end_date)
-        async with engine_of(request).connect() as conn:
-            figures = await queries.task_analytics(
+        async with consistent_reads(request) as conn:
+            totals = await figures.task_analytics(
                 conn,
                 caller.principal.tenant_id,
                 clock.now(),
@@ -187,8 +197,8 @@ class TaskController(Controller):
                 created_before,
                 owner_id,
             )
-        agents = [AgentPerformance(**agent) for agent in figures.pop("agent_performance")]
-        return TaskAnalytics(**figures, agent_performance=agents)
+        agents = [AgentPerformance(**agent) for agent in totals.pop("agent_performance")]
+        return TaskAnalytics(**totals, agent_performance=agents)
 
     @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID")
     async def get_task(
@@ -205,9 +215,7 @@ class TaskController(Controller):
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
     ) -> list[AuditEvent]:
         async with engine_of(request).connect() as conn:
-            history = await event_log.stream(
-                conn, caller.principal.tenant_id, known_task_id(task_id)
-            )
+            history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
         if not history:
             raise task_not_found()
         return [

@@ -1,0 +1,63 @@
+"""Tasks that complete themselves: an open task whose autoComplete.at has passed is completed
+with outcome auto_completed by the actor `system`, through the same command as a client's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import clock, service
+from app.tenants import Principal
+from domain.commands import CompleteTask
+from domain.errors import RuleViolation
+from domain.task import CLOSED_STATUSES, Outcome
+from projections.tables import task_view
+
+SYSTEM_ACTOR = "system"
+SWEEP_SECONDS = 1.0
+BATCH = 200
+AUTO_COMPLETION = CompleteTask(outcome=Outcome.AUTO_COMPLETED)
+
+log = logging.getLogger("tasks_api.auto_complete")
+
+
+async def complete_due_tasks(engine: AsyncEngine) -> int:
+    """Complete every open task whose time has come; how many were completed."""
+    completed = 0
+    v = task_view.c
+    while True:
+        async with engine.connect() as conn:
+            due = (
+                await conn.execute(
+                    sa.select(v.tenant_id, v.task_id)
+                    .where(v.auto_complete_at <= clock.now(), v.status.not_in(CLOSED_STATUSES))
+                    .order_by(v.auto_complete_at)
+                    .limit(BATCH)
+                )
+            ).all()
+        for tenant_id, task_id in due:
+            caller = service.Caller(Principal(tenant_id, SYSTEM_ACTOR), uuid.uuid4().hex)
+            # Another sweeper or a client may get there first: then there is nothing to do.
+            with contextlib.suppress(RuleViolation, service.TaskNotFound):
+                await service.run(
+                    engine, caller, task_id, CompleteTask(outcome=Outcome.AUTO_COMPLETED)
+                )
+                completed += 1
+        if len(due) < BATCH:
+            return completed
+
+
+async def sweep(engine: AsyncEngine, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await complete_due_tasks(engine)
+        except Exception:
+            log.exception("auto-complete sweep failed")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SWEEP_SECONDS):
+                await stop.wait()

@@ -1,0 +1,273 @@
+"""The `tasks-api` command: serve the API, apply the migrations, manage tenants and their keys.
+
+With DATABASE_URL unset every command works on the embedded PostgreSQL under TASKS_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn, TypeVar
+
+import asyncpg
+import click
+import msgspec
+from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import tenants
+from app.database import create_engine
+from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from app.migrate import upgrade_to_head
+from app.settings import ENV_NAMES, Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+APP_FACTORY = "app.http.app:create_app"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DEMO_TENANT = "demo"
+UNDEFINED_TABLE = "42P01"
+
+
+class BadSetting(click.ClickException):
+    exit_code = 2
+
+
+class CreatedTenant(msgspec.Struct, rename="camel"):
+    tenant_id: str
+    api_key: str
+
+
+class CreatedKey(msgspec.Struct, rename="camel"):
+    tenant_id: str
+    key_id: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    embedded: bool
+
+
+@click.group()
+def main() -> None:
+    """Tasks API: an event-sourced, multi-tenant task service."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset)."""
+    import uvicorn
+
+    settings = _settings()
+    with _database(settings, migrate=True) as database:
+        # Worker processes build the app from the environment.
+        os.environ[ENV_NAMES["database_url"]] = database.url
+        if database.embedded:
+            _create_demo_tenant(database.url)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=settings.log_level.lower(),
+            )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    with _database(_settings(), migrate=True) as database:
+        click.echo(f"{_describe(database)} is at the newest migration.")
+
+
+@main.group()
+def tenant() -> None:
+    """Manage tenants."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--tier", type=click.Choice(tenants.TIERS), default="starter", show_default=True)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    metavar="PER_MINUTE",
+    help="Requests per minute allowed to the tenant (default: the tier's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_tenant(name: str, tier: str, rate_limit: int | None, as_json: bool) -> None:
+    """Create a tenant and its first API key."""
+    with _database(_settings(), migrate=False) as database:
+        issued = _transact(
+            database.url, lambda conn: tenants.create_tenant(conn, name, tier, rate_limit)
+        )
+    if as_json:
+        _echo_json(CreatedTenant(tenant_id=issued.tenant_id, api_key=issued.api_key))
+    else:
+        click.echo(f"Created tenant {name} (id {issued.tenant_id}, tier {tier}).")
+        _echo_key(issued)
+
+
+@main.group()
+def key() -> None:
+    """Manage API keys."""
+
+
+@key.command("create")
+@click.argument("tenant_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_key(tenant_id: str, as_json: bool) -> None:
+    """Create another API key for a tenant."""
+
+    async def create(conn: AsyncConnection) -> tenants.IssuedKey | None:
+        if not await tenants.tenant_exists(conn, tenant_id):
+            return None
+        return await tenants.create_key(conn, tenant_id)
+
+    with _database(_settings(), migrate=False) as database:
+        issued = _transact(database.url, create)
+    if issued is None:
+        raise click.ClickException(f"no tenant has the id {tenant_id}")
+    if as_json:
+        _echo_json(CreatedKey(tenant_id=tenant_id, key_id=issued.key_id, api_key=issued.api_key))
+    else:
+        _echo_key(issued)
+
+
+@key.command("revoke")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke an API key; requests with it are refused from now on."""
+    with _database(_settings(), migrate=False) as database:
+        revoked = _transact(database.url, lambda conn: tenants.revoke_key(conn, key_id))
+    if not revoked:
+        raise click.ClickException(f"no live API key has the id {key_id}")
+    click.echo(f"Revoked key {key_id}.")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise BadSetting(str(error)) from None
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise BadSetting(
+            f"invalid setting: {ENV_NAMES['log_level']} must be one of {', '.join(LOG_LEVELS)}"
+        )
+    return settings
+
+
+@contextlib.contextmanager
+def _database(settings: Settings, *, migrate: bool) -> Iterator[Database]:
+    """The configured database, else the embedded server for as long as the block runs.
+
+    Migrated when asked, and always when embedded: the commands must find their tables there.
+    """
+    with contextlib.ExitStack() as stack:
+        if settings.database_url is None:
+            stack.enter_context(_sigterm_exits())
+            server = stack.enter_context(EmbeddedPostgres(Path(settings.data_dir)))
+            try:
+                database = Database(server.start(), embedded=True)
+            except EmbeddedPostgresError as error:
+                raise click.ClickException(str(error)) from None
+            click.echo(f"Embedded PostgreSQL in {server.pgdata}", err=True)
+        else:
+            database = Database(settings.database_url, embedded=False)
+        if migrate or database.embedded:
+            with _database_errors():
+                upgrade_to_head(database.url)
+        yield database
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    # By default SIGTERM ends the process on the spot; exiting instead runs the cleanup that
+    # stops the embedded server.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: FrameType | None) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError, CommandError) as error:
+        cause = getattr(error, "orig", None) or error
+        lines = str(cause).strip().splitlines()
+        message = f"database: {lines[0] if lines else type(error).__name__}"
+        if getattr(cause, "sqlstate", None) == UNDEFINED_TABLE:
+            message += " (run `tasks-api migrate` first)"
+        raise click.ClickException(message) from None
+
+
+def _transact(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run work in one transaction on the database, from outside any event loop."""
+
+    async def run() -> T:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    with _database_errors():
+        return asyncio.run(run())
+
+
+def _create_demo_tenant(url: str) -> None:
+    """On the embedded server's first start: a tenant to try the API with."""
+
+    async def create(conn: AsyncConnection) -> tenants.IssuedKey | None:
+        if await tenants.has_tenants(conn):
+            return None
+        return await tenants.create_tenant(conn, DEMO_TENANT, "starter")
+
+    issued = _transact(url, create)
+    if issued is not None:
+        click.echo(
+            f"Created tenant {DEMO_TENANT} (id {issued.tenant_id}). "
+            f"Its API key, shown once: {issued.api_key}"
+        )
+
+
+def _echo_key(issued: tenants.IssuedKey) -> None:
+    click.echo(f"API key {issued.key_id}, shown once: {issued.api_key}")
+
+
+def _echo_json(value: msgspec.Struct) -> None:
+    click.echo(msgspec.json.encode(value).decode())
+
+
+def _describe(database: Database) -> str:
+    if database.embedded:
+        return "The embedded database"
+    url = make_url(database.url)
+    return f"Database {url.database} on {url.host or 'localhost'}"

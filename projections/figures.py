@@ -1,0 +1,288 @@
+"""Statistics and analytics, read from the rollups.
+
+The rollups trail the log by the runner's lag; the tenant's events past the rollups'
+checkpoint are folded in at read time, so a client reads its own writes here too. Only
+what depends on the clock (overdue, due today) is counted on the task view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.task import CLOSED_STATUSES, Priority, Status
+from projections.log import read_after
+from projections.registry import ROLLUPS
+from projections.rollups import Fold, load_facts
+from projections.runner import read_checkpoint_unlocked
+from projections.tables import (
+    completions_by_day,
+    owner_names,
+    task_totals,
+    task_view,
+    tasks_by_created_day,
+)
+
+# Past this many unapplied events a read waits for the runner rather than folding them in.
+PENDING_EVENTS_MAX = 5000
+AGENT_PERFORMANCE_MAX = 5000
+MS_PER_HOUR = 3_600_000
+
+
+async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
+    """The tenant's events the rollups have not applied yet, folded."""
+    checkpoint = await read_checkpoint_unlocked(conn, ROLLUPS.name)
+    tail = await read_after(
+        conn, checkpoint, PENDING_EVENTS_MAX, tenant_id=tenant_id, horizon=False
+    )
+    keys = sorted({(event.tenant_id, event.stream_id) for event in tail})
+    fold = Fold(facts=await load_facts(conn, keys) if keys else {}, deltas={}, names={})
+    for event in tail:
+        fold.add(event)
+    return fold
+
+
+def _pending_rows(fold: Fold, table: sa.Table) -> list[dict[str, Any]]:
+    key_names = [column.name for column in table.primary_key.columns]
+    return [
+        {**dict(zip(key_names, key, strict=True)), "tasks": tasks, "completion_ms": ms}
+        for (name, key), (tasks, ms) in fold.deltas.items()
+        if name == table.name
+    ]
+
+
+def _start_of_day(moment: datetime) -> datetime:
+    return datetime.combine(moment.date(), time(), UTC)
+
+
+def _whole_day_at_or_after(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    start = _start_of_day(moment)
+    return start if start == moment else start + timedelta(days=1)
+
+
+async def task_stats(
+    conn: AsyncConnection, tenant_id: str, now: datetime, owner_id: str | None = None
+) -> dict[str, int]:
+    """total, overdue, dueToday (open, due within today UTC), completedThisWeek (since
+    Monday 00:00 UTC) and inProgress."""
+    fold = await pending(conn, tenant_id)
+    owned = (lambda row: True) if owner_id is None else (lambda row: row["owner_id"] == owner_id)
+
+    t = task_totals.c
+    query = sa.select(t.status, sa.func.sum(t.tasks)).where(t.tenant_id == tenant_id)
+    if owner_id is not None:
+        query = query.where(t.owner_id == owner_id)
+    by_status: Counter[str] = Counter(
+        {status: int(count) for status, count in await conn.execute(query.group_by(t.status))}
+    )
+    for row in filter(owned, _pending_rows(fold, task_totals)):
+        by_status[row["status"]] += row["tasks"]
+
+    today = _start_of_day(now)
+    monday = today - timedelta(days=today.weekday())
+    d = completions_by_day.c
+    query = sa.select(sa.func.coalesce(sa.func.sum(d.tasks), 0)).where(
+        d.tenant_id == tenant_id, d.completed_on >= monday.date()
+    )
+    if owner_id is not None:
+        query = query.where(d.owner_id == owner_id)
+    completed_this_week = int(await conn.scalar(query) or 0)
+    completed_this_week += sum(
+        row["tasks"]
+        for row in _pending_rows(fold, completions_by_day)
+        if owned(row) and row["completed_on"] >= monday.date()
+    )
+
+    v = task_view.c
+    open_tasks = [v.tenant_id == tenant_id, v.status.not_in(CLOSED_STATUSES)]
+    if owner_id is not None:
+        open_tasks.append(v.owner_id == owner_id)
+    clock_bound = (
+        await conn.execute(
+            sa.select(
+                sa.func.count().filter(v.due_date < now),
+                sa.func.count().filter(v.due_date >= today, v.due_date < today + timedelta(days=1)),
+            ).where(*open_tasks, v.due_date.is_not(None))
+        )
+    ).one()
+    return {
+        "total": sum(by_status.values()),
+        "overdue": clock_bound[0],
+        "dueToday": clock_bound[1],
+        "completedThisWeek": completed_this_week,
+        "inProgress": by_status[Status.IN_PROGRESS],
+    }
+
+
+@dataclass
+class Buckets:
+    """Task counts and completion time by (owner, status, priority)."""
+
+    tasks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    completion_ms: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def add(self, owner: str, status: str, priority: str, tasks: int, ms: int) -> None:
+        self.tasks[(owner, status, priority)] += tasks
+        self.completion_ms[(owner, status, priority)] += ms
+
+
+async def task_analytics(
+    conn: AsyncConnection,
+    tenant_id: str,
+    now: datetime,
+    created_from: datetime | None,
+    created_before: datetime | None,
+    owner_id: str | None,
+) -> dict[str, Any]:
+    """Totals, distributions and per-agent performance of the tasks created in a period."""
+    fold = await pending(conn, tenant_id)
+    buckets = Buckets()
+    # Whole days come from the daily rollup; a period starting or ending within a day
+    # counts that day's part on the task view.
+    first_whole = _whole_day_at_or_after(created_from)
+    end_whole = None if created_before is None else _start_of_day(created_before)
+    if created_from is not None and created_before is not None and created_from >= created_before:
+        pass
+    elif first_whole is not None and end_whole is not None and first_whole > end_whole:
+        await _add_from_view(conn, buckets, tenant_id, owner_id, created_from, created_before)
+    else:
+        if created_from is not None and first_whole != created_from:
+            await _add_from_view(conn, buckets, tenant_id, owner_id, created_from, first_whole)
+        if created_before is not None and end_whole != created_before:
+            await _add_from_view(conn, buckets, tenant_id, owner_id, end_whole, created_before)
+        await _add_whole_days(conn, buckets, fold, tenant_id, owner_id, first_whole, end_whole)
+
+    totals: Counter[str] = Counter()
+    completed: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    priorities: Counter[str] = Counter()
+    completion_ms = 0
+    for (owner, status, priority), count in buckets.tasks.items():
+        statuses[status] += count
+        priorities[priority] += count
+        if owner:
+            totals[owner] += count
+        if status == Status.COMPLETED:
+            completed[owner] += count
+            completion_ms += buckets.completion_ms[(owner, status, priority)]
+    completed_tasks = statuses[Status.COMPLETED]
+    names = await _owner_names(conn, tenant_id, fold)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:AGENT_PERFORMANCE_MAX]
+    return {
+        "total_tasks": sum(statuses.values()),
+        "completed_tasks": completed_tasks,
+        "overdue_tasks": await _overdue(
+            conn, tenant_id, now, owner_id, created_from, created_before
+        ),
+        "avg_completion_time": (
+            round(completion_ms / completed_tasks / MS_PER_HOUR, 2) if completed_tasks else None
+        ),
+        "status_distribution": {status: statuses[status] for status in Status},
+        "priority_distribution": {level: priorities[level] for level in Priority},
+        "agent_performance": [
+            {
+                "agent_id": owner,
+                "agent_name": names.get(owner),
+                "total": total,
+                "completed": completed[owner],
+            }
+            for owner, total in ranked
+        ],
+    }
+
+
+async def _add_whole_days(
+    conn: AsyncConnection,
+    buckets: Buckets,
+    fold: Fold,
+    tenant_id: str,
+    owner_id: str | None,
+    first_day: datetime | None,
+    end_day: datetime | None,
+) -> None:
+    c = tasks_by_created_day.c
+    query = sa.select(
+        c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
+    ).where(c.tenant_id == tenant_id)
+    if owner_id is not None:
+        query = query.where(c.owner_id == owner_id)
+    if first_day is not None:
+        query = query.where(c.created_on >= first_day.date())
+    if end_day is not None:
+        query = query.where(c.created_on < end_day.date())
+    for owner, status, priority, tasks, ms in await conn.execute(
+        query.group_by(c.owner_id, c.status, c.priority)
+    ):
+        buckets.add(owner, status, priority, int(tasks), int(ms))
+    for row in _pending_rows(fold, tasks_by_created_day):
+        day = row["created_on"]
+        if owner_id is not None and row["owner_id"] != owner_id:
+            continue
+        if (first_day is not None and day < first_day.date()) or (
+            end_day is not None and day >= end_day.date()
+        ):
+            continue
+        buckets.add(
+            row["owner_id"], row["status"], row["priority"], row["tasks"], row["completion_ms"]
+        )
+
+
+async def _add_from_view(
+    conn: AsyncConnection,
+    buckets: Buckets,
+    tenant_id: str,
+    owner_id: str | None,
+    created_from: datetime,
+    created_before: datetime,
+) -> None:
+    v = task_view.c
+    ms = sa.func.coalesce(
+        sa.func.sum(
+            sa.func.round(sa.func.extract("epoch", v.completed_at - v.created_at) * 1000)
+        ).filter(v.status == Status.COMPLETED),
+        0,
+    )
+    query = sa.select(
+        sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms
+    ).where(v.tenant_id == tenant_id, v.created_at >= created_from, v.created_at < created_before)
+    if owner_id is not None:
+        query = query.where(v.owner_id == owner_id)
+    for owner, status, priority, tasks, total_ms in await conn.execute(
+        query.group_by(sa.text("1"), v.status, v.priority)
+    ):
+        buckets.add(owner, status, priority, tasks, int(total_ms))
+
+
+async def _overdue(
+    conn: AsyncConnection,
+    tenant_id: str,
+    now: datetime,
+    owner_id: str | None,
+    created_from: datetime | None,
+    created_before: datetime | None,
+) -> int:
+    v = task_view.c
+    query = sa.select(sa.func.count()).where(
+        v.tenant_id == tenant_id, v.status.not_in(CLOSED_STATUSES), v.due_date < now
+    )
+    if owner_id is not None:
+        query = query.where(v.owner_id == owner_id)
+    if created_from is not None:
+        query = query.where(v.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(v.created_at < created_before)
+    return await conn.scalar(query) or 0
+
+
+async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dict[str, str | None]:
+    o = owner_names.c
+    rows = await conn.execute(sa.select(o.owner_id, o.owner_name).where(o.tenant_id == tenant_id))
+    names: dict[str, str | None] = dict(rows.tuples().all())
+    names.update({owner: name for (_, owner), name in fold.names.items()})
+    return names

@@ -1,0 +1,154 @@
+"""The event log as its readers see it: decoding (with upcasting) and reading in commit order.
+
+Identity values are taken at insert time but become visible at commit, so a reader that
+follows "position > last" skips an event whose transaction commits late. Readers here follow
+(transaction_id, global_position) and stop at the oldest transaction still in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.events import TaskEvent
+from projections.tables import XID8, events
+
+# The payload version each event type is written in today.
+PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
+CURRENT_VERSION = 1
+
+
+def _nest_created_task(data: dict[str, Any]) -> dict[str, Any]:
+    """TASK_CREATED v1 carried the task's fields at the top level; v2 nests them in `task`."""
+    fields = {name: value for name, value in data.items() if name != "type"}
+    return {"type": data.get("type", "TASK_CREATED"), "task": fields}
+
+
+# (event type, version) -> the function that lifts a payload to the next version.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("TASK_CREATED", 1): _nest_created_task,
+}
+
+
+def payload_version(event_type: str) -> int:
+    return PAYLOAD_VERSIONS.get(event_type, CURRENT_VERSION)
+
+
+def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A stored payload lifted to the version the code reads today."""
+    while version < payload_version(event_type):
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as the log holds it."""
+
+    tenant_id: str
+    stream_id: str
+    position: int
+    transaction_id: int
+    version: int
+    type: str
+    payload_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    def decode(self) -> TaskEvent:
+        data = upcast(self.type, self.payload_version, self.data)
+        return msgspec.convert(data, TaskEvent)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Checkpoint:
+    """How far a reader has read: the last (transaction id, position) it applied."""
+
+    transaction_id: int = 0
+    position: int = 0
+
+
+EVENT_COLUMNS = (
+    events.c.tenant_id,
+    events.c.stream_id,
+    events.c.global_position,
+    events.c.transaction_id.cast(sa.Text).cast(sa.BigInteger),
+    events.c.stream_version,
+    events.c.event_type,
+    events.c.payload_version,
+    events.c.data,
+    events.c.metadata,
+    events.c.recorded_at,
+)
+
+
+def to_recorded(row: Any) -> RecordedEvent:
+    return RecordedEvent(*row)
+
+
+def checkpoint_of(event: RecordedEvent) -> Checkpoint:
+    return Checkpoint(event.transaction_id, event.position)
+
+
+def as_xid8(transaction_id: int) -> sa.ColumnElement[int]:
+    return sa.cast(sa.cast(str(transaction_id), sa.Text), XID8)
+
+
+def _after(checkpoint: Checkpoint) -> sa.ColumnElement[bool]:
+    return sa.tuple_(events.c.transaction_id, events.c.global_position) > sa.tuple_(
+        as_xid8(checkpoint.transaction_id), sa.literal(checkpoint.position)
+    )
+
+
+# Transactions below this id have all ended: nothing can still appear before it.
+VISIBLE_HORIZON = events.c.transaction_id < sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+
+
+async def read_after(
+    conn: AsyncConnection,
+    checkpoint: Checkpoint,
+    limit: int,
+    *,
+    tenant_id: str | None = None,
+    until: Checkpoint | None = None,
+    horizon: bool = True,
+) -> list[RecordedEvent]:
+    """The next events in commit order after a checkpoint (up to `until` when given).
+
+    With `horizon`, events of transactions that may still be overtaken by an earlier one
+    are left for later, so a follower never skips a late commit. Without it, every event
+    the snapshot sees is read: for readers that hold appends back or read one snapshot."""
+    query = (
+        sa.select(*EVENT_COLUMNS)
+        .where(_after(checkpoint))
+        .order_by(events.c.transaction_id, events.c.global_position)
+        .limit(limit)
+    )
+    if tenant_id is not None:
+        query = query.where(events.c.tenant_id == tenant_id)
+    if until is not None:
+        query = query.where(sa.not_(_after(until)))
+    if horizon:
+        query = query.where(VISIBLE_HORIZON)
+    return [to_recorded(row) for row in await conn.execute(query)]
+
+
+async def stream(
+    conn: AsyncConnection, tenant_id: str, stream_id: str, *, until: datetime | None = None
+) -> list[RecordedEvent]:
+    """A stream's events, oldest first; with `until`, those recorded up to that time."""
+    query = (
+        sa.select(*EVENT_COLUMNS)
+        .where(events.c.tenant_id == tenant_id, events.c.stream_id == stream_id)
+        .order_by(events.c.stream_version)
+    )
+    if until is not None:
+        query = query.where(events.c.recorded_at <= until)
+    return [to_recorded(row) for row in await conn.execute(query)]

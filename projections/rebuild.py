@@ -1,0 +1,111 @@
+"""Rebuilding a projection: replay the whole log into fresh tables beside the live ones, then
+swap them in within one transaction, so reads keep working throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.log import Checkpoint, checkpoint_of, read_after
+from projections.projector import Projector
+from projections.registry import INLINE
+from projections.runner import read_checkpoint, save_checkpoint
+from projections.tables import events
+
+REBUILD_SCHEMA = "projection_rebuild"
+BATCH_SIZE = 5000
+
+# Called with the number of events applied so far.
+Progress = Callable[[int], None]
+
+
+async def count_events(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.select(sa.func.count()).select_from(events)) or 0
+
+
+async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress) -> int:
+    """Replay the log into fresh copies of the projection's tables and swap them in."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {REBUILD_SCHEMA}"))
+        for table in projector.tables:
+            await conn.execute(sa.text(f"DROP TABLE IF EXISTS {REBUILD_SCHEMA}.{table.name}"))
+            await conn.execute(
+                sa.text(
+                    f"CREATE TABLE {REBUILD_SCHEMA}.{table.name} "
+                    f"(LIKE public.{table.name} INCLUDING ALL)"
+                )
+            )
+    checkpoint, applied = Checkpoint(), 0
+    while True:
+        async with engine.begin() as conn:
+            checkpoint, count = await _replay_batch(conn, projector, checkpoint)
+        applied += count
+        progress(applied)
+        if count < BATCH_SIZE:
+            break
+    async with engine.begin() as conn:
+        await _hold_writers(conn, projector)
+        while True:
+            # With appends held back nothing can commit late: read all that is there.
+            checkpoint, count = await _replay_batch(
+                conn, projector, checkpoint, horizon=projector not in INLINE
+            )
+            applied += count
+            if count < BATCH_SIZE:
+                break
+        await _swap_in(conn, projector)
+        if projector not in INLINE:
+            await save_checkpoint(conn, projector.name, checkpoint)
+    progress(applied)
+    return applied
+
+
+async def _replay_batch(
+    conn: AsyncConnection, projector: Projector, checkpoint: Checkpoint, *, horizon: bool = True
+) -> tuple[Checkpoint, int]:
+    batch = await read_after(conn, checkpoint, BATCH_SIZE, horizon=horizon)
+    if batch:
+        # Unqualified table names now resolve to the fresh copies.
+        await conn.execute(sa.text(f"SET LOCAL search_path TO {REBUILD_SCHEMA}, public"))
+        await projector.apply(conn, batch)
+        await conn.execute(sa.text("SET LOCAL search_path TO public"))
+        checkpoint = checkpoint_of(batch[-1])
+    return checkpoint, len(batch)
+
+
+async def _hold_writers(conn: AsyncConnection, projector: Projector) -> None:
+    """Keep the live tables from moving while the last events are replayed and the swap made."""
+    if projector in INLINE:
+        # Commands write the task view in the transaction that appends their events: holding
+        # appends back (and waiting for those under way) holds the view still.
+        await conn.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+    else:
+        # The runner applies a batch under a lock on its checkpoint row.
+        await read_checkpoint(conn, projector.name)
+
+
+async def _swap_in(conn: AsyncConnection, projector: Projector) -> None:
+    for table in projector.tables:
+        index_names = await _index_names(conn, "public", table.name)
+        await conn.execute(sa.text(f"DROP TABLE public.{table.name}"))
+        await conn.execute(sa.text(f"ALTER TABLE {REBUILD_SCHEMA}.{table.name} SET SCHEMA public"))
+        # The copies' indexes got generated names; give them back the migrations' names.
+        for definition, name in (await _index_names(conn, "public", table.name)).items():
+            wanted = index_names.get(definition)
+            if wanted is not None and wanted != name:
+                await conn.execute(sa.text(f"ALTER INDEX public.{name} RENAME TO {wanted}"))
+
+
+async def _index_names(conn: AsyncConnection, schema: str, table: str) -> dict[str, str]:
+    """Index names by their definition with the name left out."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT indexname, replace(indexdef, indexname, '') FROM pg_indexes "
+            "WHERE schemaname = :schema AND tablename = :table"
+        ),
+        {"schema": schema, "table": table},
+    )
+    return {definition: name for name, definition in rows}

@@ -1,0 +1,285 @@
+"""Rollups for statistics and analytics: counts per tenant, owner, status and priority, per
+creation day, and completions per day, so that reading them costs the same at a thousand
+tasks or a million.
+
+Each task contributes to a few rollup rows. An event changes the task's facts; its effect on
+the rollups is the task's contribution after the event minus its contribution before."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.events import (
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskEvent,
+    TaskReassigned,
+    TaskUpdated,
+)
+from domain.task import Status
+from projections.log import RecordedEvent
+from projections.projector import Rows, chunks, comparable
+from projections.tables import (
+    completions_by_day,
+    owner_names,
+    rollup_tasks,
+    task_totals,
+    tasks_by_created_day,
+)
+
+UNOWNED = ""  # the owner_id of tasks without an owner
+ROWS_PER_STATEMENT = 2000
+
+TaskKey = tuple[str, str]  # (tenant_id, task_id)
+# (table name, key columns' values) -> [tasks, completion_ms]
+Deltas = dict[tuple[str, tuple[Any, ...]], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFacts:
+    """What the rollups know of a live task."""
+
+    owner_id: str
+    status: str
+    priority: str
+    created_at: datetime
+    completed_at: datetime | None
+
+    def completion_ms(self) -> int:
+        if self.status != Status.COMPLETED or self.completed_at is None:
+            return 0
+        return round((self.completed_at - self.created_at).total_seconds() * 1000)
+
+
+def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
+    """A task's facts after one event; None once deleted."""
+    match event:
+        case TaskCreated(task=task):
+            return TaskFacts(
+                owner_id=task.owner_id or UNOWNED,
+                status=task.status,
+                priority=task.priority,
+                created_at=task.created_at,
+                completed_at=task.completed_at,
+            )
+        case TaskDeleted():
+            return None
+    if facts is None:
+        raise ValueError(f"{type(event).__name__} for a task the rollups never saw created")
+    match event:
+        case TaskUpdated(changes=changes):
+            status = changes["status"].after if "status" in changes else facts.status
+            priority = changes["priority"].after if "priority" in changes else facts.priority
+            completed_at = facts.completed_at if status == Status.COMPLETED else None
+            return replace(facts, status=status, priority=priority, completed_at=completed_at)
+        case TaskCompleted():
+            return replace(facts, status=Status.COMPLETED, completed_at=event.completed_at)
+        case TaskReassigned():
+            return replace(facts, owner_id=event.new_owner_id or UNOWNED)
+    return facts
+
+
+def contributions(
+    tenant_id: str, facts: TaskFacts | None
+) -> Iterable[tuple[str, tuple[Any, ...], int]]:
+    """The rollup rows a task counts in: (table, key, completion_ms)."""
+    if facts is None:
+        return
+    ms = facts.completion_ms()
+    yield "task_totals", (tenant_id, facts.owner_id, facts.status, facts.priority), ms
+    created_on = facts.created_at.date()
+    yield (
+        "tasks_by_created_day",
+        (tenant_id, created_on, facts.owner_id, facts.status, facts.priority),
+        ms,
+    )
+    if facts.status == Status.COMPLETED and facts.completed_at is not None:
+        yield "completions_by_day", (tenant_id, facts.completed_at.date(), facts.owner_id), 0
+
+
+def add_change(
+    deltas: Deltas, tenant_id: str, before: TaskFacts | None, after: TaskFacts | None
+) -> None:
+    for sign, facts in ((-1, before), (1, after)):
+        for table, key, ms in contributions(tenant_id, facts):
+            delta = deltas.setdefault((table, key), [0, 0])
+            delta[0] += sign
+            delta[1] += sign * ms
+
+
+def owner_named(event: TaskEvent) -> tuple[str, str | None] | None:
+    """(owner id, name) when an event says what an owner is called."""
+    match event:
+        case TaskCreated(task=task) if task.owner_id is not None:
+            return task.owner_id, task.owner_name
+        case TaskReassigned() if event.new_owner_id is not None:
+            return event.new_owner_id, event.new_owner_name
+    return None
+
+
+@dataclass
+class Fold:
+    """The effect of a run of events: rollup deltas, tasks' new facts, owners' names."""
+
+    facts: dict[TaskKey, TaskFacts | None]
+    deltas: Deltas
+    names: dict[tuple[str, str], str | None]
+
+    def add(self, event: RecordedEvent) -> None:
+        key = (event.tenant_id, event.stream_id)
+        decoded = event.decode()
+        before = self.facts.get(key)
+        after = facts_after(before, decoded)
+        self.facts[key] = after
+        add_change(self.deltas, event.tenant_id, before, after)
+        if named := owner_named(decoded):
+            self.names[(event.tenant_id, named[0])] = named[1]
+        renamed = isinstance(decoded, TaskUpdated) and "ownerName" in decoded.changes
+        if renamed and after is not None and after.owner_id != UNOWNED:
+            name = decoded.changes["ownerName"].after  # type: ignore[union-attr]
+            self.names[(event.tenant_id, after.owner_id)] = name
+
+
+class RollupProjector:
+    name = "task_rollups"
+    tables = (rollup_tasks, task_totals, tasks_by_created_day, completions_by_day, owner_names)
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
+        keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
+        fold = Fold(facts=await load_facts(conn, keys), deltas={}, names={})
+        for event in batch:
+            fold.add(event)
+        await _write_facts(conn, fold.facts)
+        await _write_deltas(conn, fold.deltas)
+        await _write_names(conn, fold.names)
+
+    def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
+        fold = Fold(facts={}, deltas={}, names={})
+        for event in history:
+            fold.add(event)
+        rows: dict[str, Rows] = defaultdict(set)
+        for (table, key), (tasks, ms) in fold.deltas.items():
+            if tasks:
+                rows[table].add(
+                    (*key, tasks) if table == "completions_by_day" else (*key, tasks, ms)
+                )
+        rows["rollup_tasks"] = {
+            (tenant, task, f.owner_id, f.status, f.priority, f.created_at, f.completed_at)
+            for (tenant, task), f in fold.facts.items()
+            if f is not None
+        }
+        rows["owner_names"] = {
+            (tenant, owner, name) for (tenant, owner), name in fold.names.items()
+        }
+        return {
+            table.name: {comparable(row) for row in rows.get(table.name, set())}
+            for table in self.tables
+        }
+
+
+async def load_facts(conn: AsyncConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
+    facts: dict[TaskKey, TaskFacts | None] = {}
+    c = rollup_tasks.c
+    for part in chunks(keys, ROWS_PER_STATEMENT):
+        query = sa.select(rollup_tasks).where(sa.tuple_(c.tenant_id, c.task_id).in_(part))
+        for row in await conn.execute(query):
+            facts[(row.tenant_id, row.task_id)] = TaskFacts(
+                row.owner_id, row.status, row.priority, row.created_at, row.completed_at
+            )
+    return facts
+
+
+async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | None]) -> None:
+    c = rollup_tasks.c
+    gone = [key for key, value in facts.items() if value is None]
+    for part in chunks(gone, ROWS_PER_STATEMENT):
+        await conn.execute(rollup_tasks.delete().where(sa.tuple_(c.tenant_id, c.task_id).in_(part)))
+    live = [
+        {
+            "tenant_id": tenant,
+            "task_id": task,
+            "owner_id": f.owner_id,
+            "status": f.status,
+            "priority": f.priority,
+            "created_at": f.created_at,
+            "completed_at": f.completed_at,
+        }
+        for (tenant, task), f in facts.items()
+        if f is not None
+    ]
+    for part in chunks(live, ROWS_PER_STATEMENT):
+        statement = insert(rollup_tasks).values(list(part))
+        changed = {
+            name: statement.excluded[name]
+            for name in ("owner_id", "status", "priority", "completed_at")
+        }
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=["tenant_id", "task_id"], set_=changed)
+        )
+
+
+async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
+    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (table_name, key), (tasks, ms) in deltas.items():
+        if tasks == 0 and ms == 0:
+            continue
+        table = ROLLUP_TABLES[table_name]
+        key_columns = [column.name for column in table.primary_key.columns]
+        row = dict(zip(key_columns, key, strict=True), tasks=tasks)
+        if "completion_ms" in table.c:
+            row["completion_ms"] = ms
+        by_table[table_name].append(row)
+    for table_name, rows in by_table.items():
+        table = ROLLUP_TABLES[table_name]
+        for part in chunks(sorted(rows, key=_row_order), ROWS_PER_STATEMENT):
+            statement = insert(table).values(list(part))
+            added = {
+                name: table.c[name] + statement.excluded[name]
+                for name in ("tasks", "completion_ms")
+                if name in table.c
+            }
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[column.name for column in table.primary_key.columns], set_=added
+                )
+            )
+        # A bucket that no task counts in any more is dropped, so the tables stay small.
+        await conn.execute(
+            table.delete().where(
+                table.c.tasks == 0, table.c.tenant_id.in_({row["tenant_id"] for row in rows})
+            )
+        )
+
+
+def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
+    # Rows upserted in key order: concurrent writers never deadlock on each other's rows.
+    return tuple(str(value) for value in row.values())
+
+
+async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str | None]) -> None:
+    rows = [
+        {"tenant_id": tenant, "owner_id": owner, "owner_name": name}
+        for (tenant, owner), name in sorted(names.items())
+    ]
+    for part in chunks(rows, ROWS_PER_STATEMENT):
+        statement = insert(owner_names).values(list(part))
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "owner_id"],
+                set_={"owner_name": statement.excluded.owner_name},
+            )
+        )
+
+
+ROLLUP_TABLES = {
+    table.name: table for table in (task_totals, tasks_by_created_day, completions_by_day)
+}

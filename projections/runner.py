@@ -1,0 +1,156 @@
+"""The projection runner: follows the log past each projection's checkpoint, in batches, and
+writes the projection's rows and its new checkpoint in one transaction, so every event is
+applied exactly once.
+
+One runner per projection is active: it holds a PostgreSQL advisory lock for as long as its
+session lives. Another runner polls for the lock and takes over when the session ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.log import Checkpoint, as_xid8, checkpoint_of, read_after
+from projections.projector import Projector
+from projections.tables import projection_checkpoints
+
+NOTIFY_CHANNEL = "events_appended"
+BATCH_SIZE = 500
+POLL_SECONDS = 1.0
+LOCK_RETRY_SECONDS = 1.0
+RESTART_SECONDS = 1.0
+
+log = logging.getLogger("tasks_api.projections")
+
+
+def lock_key(projection: str) -> int:
+    """The advisory lock that makes one runner of a projection the active one."""
+    return zlib.crc32(f"projection:{projection}".encode())
+
+
+async def read_checkpoint(conn: AsyncConnection, projection: str) -> Checkpoint:
+    """The projection's checkpoint, locked until the transaction ends."""
+    return await _checkpoint(conn, projection, lock=True)
+
+
+async def read_checkpoint_unlocked(conn: AsyncConnection, projection: str) -> Checkpoint:
+    return await _checkpoint(conn, projection, lock=False)
+
+
+async def _checkpoint(conn: AsyncConnection, projection: str, *, lock: bool) -> Checkpoint:
+    c = projection_checkpoints.c
+    query = sa.select(c.transaction_id.cast(sa.Text).cast(sa.BigInteger), c.global_position).where(
+        c.projection == projection
+    )
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return Checkpoint() if row is None else Checkpoint(row[0], row[1])
+
+
+async def save_checkpoint(
+    conn: AsyncConnection, projection: str, checkpoint: Checkpoint, now: datetime | None = None
+) -> None:
+    values = {
+        "projection": projection,
+        "transaction_id": as_xid8(checkpoint.transaction_id),
+        "global_position": checkpoint.position,
+        "updated_at": now if now is not None else sa.func.now(),
+    }
+    statement = insert(projection_checkpoints).values(values)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["projection"],
+            set_={name: statement.excluded[name] for name in values if name != "projection"},
+        )
+    )
+
+
+async def apply_next_batch(
+    engine: AsyncEngine, projector: Projector, batch_size: int = BATCH_SIZE
+) -> int:
+    """Apply the next batch past the checkpoint; how many events it held."""
+    async with engine.begin() as conn:
+        checkpoint = await read_checkpoint(conn, projector.name)
+        batch = await read_after(conn, checkpoint, batch_size)
+        if batch:
+            await projector.apply(conn, batch)
+            await save_checkpoint(conn, projector.name, checkpoint_of(batch[-1]))
+    return len(batch)
+
+
+async def catch_up(engine: AsyncEngine, projector: Projector, batch_size: int = BATCH_SIZE) -> int:
+    """Apply every event visible now; how many there were."""
+    applied = 0
+    while (count := await apply_next_batch(engine, projector, batch_size)) > 0:
+        applied += count
+        if count < batch_size:
+            break
+    return applied
+
+
+async def run(engine: AsyncEngine, projector: Projector, stop: asyncio.Event) -> None:
+    """Keep the projection up to date until `stop` is set, surviving database outages."""
+    while not stop.is_set():
+        try:
+            await _run_while_connected(engine, projector, stop)
+        except Exception:
+            log.exception("projection %s stopped; restarting", projector.name)
+            await _sleep_unless(stop, RESTART_SECONDS)
+
+
+async def _run_while_connected(
+    engine: AsyncEngine, projector: Projector, stop: asyncio.Event
+) -> None:
+    async with engine.connect() as session:
+        if not await _become_active(session, projector.name, stop):
+            return
+        woken = asyncio.Event()
+
+        def wake(*_: object) -> None:
+            woken.set()
+
+        listener = (await session.get_raw_connection()).driver_connection
+        assert listener is not None
+        await listener.add_listener(NOTIFY_CHANNEL, wake)
+        log.info("projection %s active", projector.name)
+        try:
+            while not stop.is_set():
+                woken.clear()
+                await catch_up(engine, projector)
+                await _wait_for_any(woken, stop, POLL_SECONDS)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(NOTIFY_CHANNEL, wake)
+
+
+async def _become_active(session: AsyncConnection, projection: str, stop: asyncio.Event) -> bool:
+    """Wait for the projection's lock; False if told to stop first."""
+    key = lock_key(projection)
+    while not stop.is_set():
+        locked = await session.scalar(sa.select(sa.func.pg_try_advisory_lock(key)))
+        await session.commit()
+        if locked:
+            return True
+        await _sleep_unless(stop, LOCK_RETRY_SECONDS)
+    return False
+
+
+async def _wait_for_any(woken: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -1,0 +1,159 @@
+"""The `tasks-api` command, run in-process against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from app import tenants
+from app.cli import main
+from app.database import create_engine
+
+
+def run(args: list[str], env: dict[str, str | None]) -> Result:
+    return CliRunner().invoke(main, args, env=env)
+
+
+def authenticates(database_url: str, api_key: str) -> bool:
+    async def check() -> bool:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return await tenants.authenticate(conn, api_key) is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str | None]:
+    return {"DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def tenant_id(env: dict[str, str | None]) -> str:
+    result = run(["tenant", "create", "acme", "--json"], env)
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["tenantId"])
+
+
+def test_tenant_create_with_json_prints_exactly_one_json_object(
+    env: dict[str, str | None], database_url: str
+) -> None:
+    result = run(
+        ["tenant", "create", "acme", "--tier", "growth", "--rate-limit", "120", "--json"], env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1
+    created = json.loads(result.stdout)
+    assert set(created) == {"tenantId", "apiKey"}
+    assert created["apiKey"].startswith("tk_")
+    assert authenticates(database_url, created["apiKey"])
+
+
+def test_tenant_create_without_json_names_the_tenant_and_its_key(
+    env: dict[str, str | None], database_url: str
+) -> None:
+    result = run(["tenant", "create", "acme"], env)
+
+    assert result.exit_code == 0, result.output
+    assert "acme" in result.stdout
+    assert "API key" in result.stdout
+    api_key = result.stdout.split()[-1]
+    assert authenticates(database_url, api_key)
+
+
+@pytest.mark.parametrize(
+    "option", [["--tier", "platinum"], ["--rate-limit", "0"], ["--rate-limit", "many"]]
+)
+def test_tenant_create_rejects_an_invalid_option(
+    env: dict[str, str | None], option: list[str]
+) -> None:
+    result = run(["tenant", "create", "acme", *option, "--json"], env)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert option[0] in result.stderr
+
+
+def test_key_create_issues_another_working_key(
+    env: dict[str, str | None], database_url: str, tenant_id: str
+) -> None:
+    result = run(["key", "create", tenant_id, "--json"], env)
+
+    assert result.exit_code == 0, result.output
+    issued = json.loads(result.stdout)
+    assert set(issued) == {"tenantId", "keyId", "apiKey"}
+    assert issued["tenantId"] == tenant_id
+    assert authenticates(database_url, issued["apiKey"])
+
+
+def test_key_create_for_an_unknown_tenant_fails(env: dict[str, str | None]) -> None:
+    result = run(["key", "create", "000000000000000000000000"], env)
+
+    assert result.exit_code == 1
+    assert "no tenant" in result.stderr
+
+
+def test_a_revoked_key_no_longer_authenticates(
+    env: dict[str, str | None], database_url: str, tenant_id: str
+) -> None:
+    issued = json.loads(run(["key", "create", tenant_id, "--json"], env).stdout)
+
+    result = run(["key", "revoke", issued["keyId"]], env)
+
+    assert result.exit_code == 0, result.output
+    assert not authenticates(database_url, issued["apiKey"])
+    assert run(["key", "revoke", issued["keyId"]], env).exit_code == 1
+
+
+def test_revoking_an_unknown_key_fails(env: dict[str, str | None]) -> None:
+    result = run(["key", "revoke", "000000000000000000000000"], env)
+
+    assert result.exit_code == 1
+    assert "no live API key" in result.stderr
+
+
+def test_migrate_on_a_migrated_database_changes_nothing(env: dict[str, str | None]) -> None:
+    result = run(["migrate"], env)
+
+    assert result.exit_code == 0, result.output
+    assert "newest migration" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TASKS_DB_POOL_SIZE", "ten"), ("TASKS_LOG_LEVEL", "loud")]
+)
+def test_a_bad_setting_exits_2_naming_the_variable(
+    env: dict[str, str | None], variable: str, value: str
+) -> None:
+    result = run(["tenant", "create", "acme", "--json"], {**env, variable: value})
+
+    assert result.exit_code == 2
+    assert variable in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_without_database_url_the_embedded_server_is_started_and_reused(tmp_path: Path) -> None:
+    env: dict[str, str | None] = {"DATABASE_URL": None, "TASKS_DATA_DIR": str(tmp_path / "data")}
+    pgdata = tmp_path / "data" / "pgdata"
+
+    first = run(["migrate"], env)
+    assert first.exit_code == 0, first.output
+    assert (pgdata / "PG_VERSION").exists()
+    created = run(["tenant", "create", "acme", "--json"], env)
+    assert created.exit_code == 0, created.output
+    tenant_id = json.loads(created.stdout)["tenantId"]
+
+    # A later start finds the tenant created by the earlier one.
+    again = run(["key", "create", tenant_id], env)
+
+    assert again.exit_code == 0, again.output
+    assert not (pgdata / "postmaster.pid").exists(), "the embedded server was left running"
