@@ -10,11 +10,13 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import click
@@ -22,13 +24,16 @@ import msgspec
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import tenants
+from app import clock, tenants
 from app.database import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import upgrade_to_head
 from app.settings import ENV_NAMES, Settings, SettingsError, load_settings
+from domain.commands import as_utc
+from projections.projector import Projector
+from projections.registry import PROJECTORS
 
 T = TypeVar("T")
 
@@ -161,6 +166,161 @@ def revoke_key(key_id: str) -> None:
     click.echo(f"Revoked key {key_id}.")
 
 
+@main.group()
+def projections() -> None:
+    """Run, inspect, rebuild and verify the projections."""
+
+
+@projections.command("run")
+def run_projections() -> None:
+    """Run the projection runners (and the auto-complete sweep) until stopped."""
+    from app.background import run_background
+
+    async def work(engine: AsyncEngine) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_background(engine, stop)
+
+    with _database(_settings(), migrate=False) as database:
+        _with_engine(database.url, work)
+
+
+@projections.command("status")
+def projections_status() -> None:
+    """Each projection's checkpoint, events behind the head and lag."""
+    from projections.status import projection_status
+
+    with _database(_settings(), migrate=False) as database:
+        statuses = _with_engine(database.url, lambda engine: projection_status(engine, clock.now()))
+    click.echo(f"{'projection':<16} {'checkpoint (txid.position)':<28} {'behind':>8} {'lag ms':>8}")
+    for status in statuses:
+        point = f"{status.checkpoint.transaction_id}.{status.checkpoint.position}"
+        click.echo(f"{status.name:<16} {point:<28} {status.events_behind:>8} {status.lag_ms:>8}")
+
+
+@projections.command("rebuild")
+@click.argument("names", nargs=-1)
+def rebuild_projections(names: tuple[str, ...]) -> None:
+    """Replay the log into fresh tables and swap them in (all projections by default)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections.rebuild import count_events, rebuild
+
+    chosen = _projectors(names)
+
+    async def work(engine: AsyncEngine) -> None:
+        total = await count_events(engine)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=_stderr_console()) as bar:
+            for projector in chosen:
+                started = time.monotonic()
+                task = bar.add_task(projector.name, total=total, rate="")
+
+                def advance(applied: int, task: Any = task, started: float = started) -> None:
+                    rate = applied / max(time.monotonic() - started, 1e-6)
+                    bar.update(task, completed=applied, rate=f"{rate:,.0f} events/s")
+
+                await rebuild(engine, projector, advance)
+
+    with _database(_settings(), migrate=False) as database:
+        _with_engine(database.url, work)
+
+
+@projections.command("verify")
+def verify_projections() -> None:
+    """Replay the log in memory and report every stored row that differs; exit 1 if any."""
+    from projections.verify import verify
+
+    async def work(engine: AsyncEngine) -> list[Any]:
+        return [difference for p in PROJECTORS.values() for difference in await verify(engine, p)]
+
+    with _database(_settings(), migrate=False) as database:
+        differences = _with_engine(database.url, work)
+    for difference in differences:
+        for label, rows in (("missing", difference.missing), ("unexpected", difference.unexpected)):
+            for row in sorted(rows, key=repr):
+                click.echo(f"{difference.table}: {label} row {row!r}")
+    if differences:
+        raise SystemExit(1)
+    click.echo("Every projection equals a replay of the log.")
+
+
+@main.group()
+def audit() -> None:
+    """Export a tenant's events; replay a task to a moment."""
+
+
+@audit.command("export")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--since", type=str, help="Events recorded at or after this time (RFC 3339).")
+@click.option("--until", type=str, help="Events recorded at or before this time (RFC 3339).")
+@click.option("--task", "task_id", type=str, help="Only this task's events.")
+def export_events(
+    tenant_id: str, since: str | None, until: str | None, task_id: str | None
+) -> None:
+    """The tenant's events as NDJSON on stdout, in commit order."""
+    from app.audit import export_events as export
+
+    since_at, until_at = _time_option("--since", since), _time_option("--until", until)
+
+    async def work(engine: AsyncEngine) -> None:
+        out = click.get_binary_stream("stdout")
+        async for line in export(engine, tenant_id, since_at, until_at, task_id):
+            out.write(line)
+        out.flush()
+
+    with _database(_settings(), migrate=False) as database:
+        _with_engine(database.url, work)
+
+
+@audit.command("replay")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--task", "task_id", required=True)
+@click.option("--at", "moment", required=True, help="RFC 3339 time.")
+def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
+    """The task as it stood at a moment, as JSON."""
+    from app.audit import task_at
+
+    at = _time_option("--at", moment)
+    assert at is not None
+    with _database(_settings(), migrate=False) as database:
+        task = _with_engine(database.url, lambda engine: task_at(engine, tenant_id, task_id, at))
+    if task is None:
+        raise click.ClickException(f"task {task_id} did not exist at {moment}")
+    click.echo(msgspec.json.encode(task).decode())
+
+
+def _projectors(names: tuple[str, ...]) -> list[Projector]:
+    if unknown := [name for name in names if name not in PROJECTORS]:
+        raise click.BadParameter(
+            f"unknown projection {', '.join(unknown)}; known: {', '.join(PROJECTORS)}"
+        )
+    return [PROJECTORS[name] for name in names] if names else list(PROJECTORS.values())
+
+
+def _time_option(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return as_utc(msgspec.convert(value, datetime))
+    except msgspec.ValidationError:
+        raise click.BadParameter(f"{name} must be an RFC 3339 date-time") from None
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _settings() -> Settings:
     try:
         settings = load_settings()
@@ -235,6 +395,20 @@ def _transact(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         try:
             async with engine.begin() as conn:
                 return await work(conn)
+        finally:
+            await engine.dispose()
+
+    with _database_errors():
+        return asyncio.run(run())
+
+
+def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run work with an engine on the database, from outside any event loop."""
+
+    async def run() -> T:
+        engine = create_engine(url, pool_size=2)
+        try:
+            return await work(engine)
         finally:
             await engine.dispose()
 

@@ -26,8 +26,8 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path) -> None:
-        self.pgdata = data_dir.expanduser().resolve() / "pgdata"
+    def __init__(self, data_dir: Path | str) -> None:
+        self.pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
         self._server: PostgresServer | None = None
 
     def start(self) -> str:
@@ -63,7 +63,7 @@ class EmbeddedPostgres:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path) -> Iterator[str]:
+def running(data_dir: Path | str) -> Iterator[str]:
     """The URL of the embedded server under data_dir, for as long as the block runs."""
     with EmbeddedPostgres(data_dir) as server:
         yield server.start()

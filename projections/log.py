@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import TaskEvent
+from domain.evolve import fold
+from domain.task import Task
 from projections.tables import XID8, events
 
 # The payload version each event type is written in today.
@@ -62,9 +64,12 @@ class RecordedEvent:
     metadata: dict[str, Any]
     recorded_at: datetime
 
+    def current_data(self) -> dict[str, Any]:
+        """The payload in the shape the code reads today."""
+        return upcast(self.type, self.payload_version, self.data)
+
     def decode(self) -> TaskEvent:
-        data = upcast(self.type, self.payload_version, self.data)
-        return msgspec.convert(data, TaskEvent)  # type: ignore[arg-type]
+        return msgspec.convert(self.current_data(), TaskEvent)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -101,7 +106,7 @@ def as_xid8(transaction_id: int) -> sa.ColumnElement[int]:
     return sa.cast(sa.cast(str(transaction_id), sa.Text), XID8)
 
 
-def _after(checkpoint: Checkpoint) -> sa.ColumnElement[bool]:
+def after(checkpoint: Checkpoint) -> sa.ColumnElement[bool]:
     return sa.tuple_(events.c.transaction_id, events.c.global_position) > sa.tuple_(
         as_xid8(checkpoint.transaction_id), sa.literal(checkpoint.position)
     )
@@ -127,14 +132,14 @@ async def read_after(
     the snapshot sees is read: for readers that hold appends back or read one snapshot."""
     query = (
         sa.select(*EVENT_COLUMNS)
-        .where(_after(checkpoint))
+        .where(after(checkpoint))
         .order_by(events.c.transaction_id, events.c.global_position)
         .limit(limit)
     )
     if tenant_id is not None:
         query = query.where(events.c.tenant_id == tenant_id)
     if until is not None:
-        query = query.where(sa.not_(_after(until)))
+        query = query.where(sa.not_(after(until)))
     if horizon:
         query = query.where(VISIBLE_HORIZON)
     return [to_recorded(row) for row in await conn.execute(query)]
@@ -152,3 +157,8 @@ async def stream(
     if until is not None:
         query = query.where(events.c.recorded_at <= until)
     return [to_recorded(row) for row in await conn.execute(query)]
+
+
+def replay_at(history: list[RecordedEvent]) -> Task | None:
+    """The task a stream's events leave behind (None if deleted or never created)."""
+    return fold((event.decode(), event.recorded_at) for event in history)

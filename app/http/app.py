@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from app.background import run_background
 from app.database import create_engine
 from app.http.errors import EXCEPTION_HANDLERS
+from app.http.events import EventController
 from app.http.request_id import RequestIdMiddleware
 from app.http.tasks import TaskController
 from app.logs import configure_logging
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await work
 
     return Litestar(
-        route_handlers=[TaskController],
+        route_handlers=[TaskController, EventController],
         lifespan=[database, background],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware],

@@ -84,15 +84,22 @@ def on_rule_violation(_: Request[Any, Any, Any], error: RuleViolation) -> Respon
 
 
 def on_validation_exception(
-    _: Request[Any, Any, Any], error: ValidationException
+    request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[ErrorBody]:
     """Litestar's own validation of path and query parameters."""
     details = [
-        f"{item.get('key', 'request')}: {item.get('message', 'invalid value')}"
+        f"{_wire_name(request, item.get('key', 'request'))}: {item.get('message', 'invalid value')}"
         for item in (error.extra if isinstance(error.extra, list) else [])
         if isinstance(item, dict)
     ]
     return error_response(validation_error(details or [str(error.detail)]))
+
+
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """Litestar names a parameter by its Python name; the client knows it by its query name."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    definition = parameter.kwarg_definition if parameter else None
+    return getattr(definition, "query", None) or key
 
 
 def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:

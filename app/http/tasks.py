@@ -41,12 +41,18 @@ from domain.commands import (
 )
 from domain.task import Priority, Status, Task
 from projections import figures, log, queries, task_view
+from projections.log import replay_at
 
 TaskId = Annotated[str, Parameter(description="24 lowercase hex characters")]
 Page = Annotated[int, Parameter(ge=1, le=100_000, description="Page number")]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page (max 100)")]
 SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
-Optional = Annotated[str | None, Parameter(max_length=200)]
+
+
+def id_filter(query: str) -> Any:
+    """An optional id-sized query parameter under its wire name. (Nesting one Annotated
+    alias in another would lose the name: Litestar keeps only the inner Parameter.)"""
+    return Parameter(query=query, max_length=200)
 
 
 def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
@@ -105,14 +111,14 @@ class TaskController(Controller):
         limit: Limit = 20,
         sort: SortField = "dueDate",
         sort_direction: Annotated[Literal["asc", "desc"], Parameter(query="sortDirection")] = "asc",
-        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
-        queue_id: Annotated[Optional, Parameter(query="queueId")] = None,
+        owner_id: Annotated[str | None, id_filter("ownerId")] = None,
+        queue_id: Annotated[str | None, id_filter("queueId")] = None,
         status: Annotated[str | None, Parameter(description="Comma-separated statuses")] = None,
         priority: Annotated[str | None, Parameter(description="Comma-separated priorities")] = None,
-        related_customer_id: Annotated[Optional, Parameter(query="relatedCustomerId")] = None,
-        linked_entity_type: Annotated[Optional, Parameter(query="linkedEntityType")] = None,
-        linked_entity_id: Annotated[Optional, Parameter(query="linkedEntityId")] = None,
-        linked_pipeline_id: Annotated[Optional, Parameter(query="linkedPipelineId")] = None,
+        related_customer_id: Annotated[str | None, id_filter("relatedCustomerId")] = None,
+        linked_entity_type: Annotated[str | None, id_filter("linkedEntityType")] = None,
+        linked_entity_id: Annotated[str | None, id_filter("linkedEntityId")] = None,
+        linked_pipeline_id: Annotated[str | None, id_filter("linkedPipelineId")] = None,
         due_before: Annotated[str | None, Parameter(query="dueBefore")] = None,
         due_after: Annotated[str | None, Parameter(query="dueAfter")] = None,
         overdue: bool = False,
@@ -163,7 +169,7 @@ class TaskController(Controller):
         self,
         request: Request[Any, Any, State],
         caller: Caller,
-        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
+        owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
         async with consistent_reads(request) as conn:
             counts = await figures.task_stats(
@@ -184,7 +190,7 @@ class TaskController(Controller):
         caller: Caller,
         start_date: Annotated[str | None, Parameter(query="startDate")] = None,
         end_date: Annotated[str | None, Parameter(query="endDate")] = None,
-        owner_id: Annotated[Optional, Parameter(query="ownerId")] = None,
+        owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
         created_from = parse_time("startDate", start_date)
         created_before = end_of_period("endDate", end_date)
@@ -202,13 +208,25 @@ class TaskController(Controller):
 
     @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID")
     async def get_task(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        task_id: TaskId,
+        as_of: Annotated[
+            str | None, Parameter(query="asOf", description="The task as it stood at this time")
+        ] = None,
     ) -> Task:
+        tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
+        moment = parse_time("asOf", as_of)
         async with engine_of(request).connect() as conn:
-            found = await task_view.load(conn, caller.principal.tenant_id, known_task_id(task_id))
-        if found is None:
+            if moment is None:
+                found = await task_view.load(conn, tenant_id, task_id)
+                task = None if found is None else found[0]
+            else:
+                task = replay_at(await log.stream(conn, tenant_id, task_id, until=moment))
+        if task is None:
             raise task_not_found()
-        return found[0]
+        return task
 
     @get("/{task_id:str}/events", operation_id="getTaskEvents", summary="A task's audit history")
     async def task_events(
@@ -218,18 +236,7 @@ class TaskController(Controller):
             history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
         if not history:
             raise task_not_found()
-        return [
-            AuditEvent(
-                type=event.type,
-                version=event.version,
-                position=event.position,
-                recorded_at=event.recorded_at,
-                actor=event.metadata.get("actor"),
-                request_id=event.metadata.get("requestId"),
-                data=event.data,
-            )
-            for event in history
-        ]
+        return [AuditEvent.of(event) for event in history]
 
     @put("/{task_id:str}", operation_id="updateTask", summary="Update a task")
     async def update(

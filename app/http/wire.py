@@ -10,6 +10,7 @@ from litestar import Request
 
 from app.http.errors import describe_decode_error, validation_error
 from domain.task import Task
+from projections.log import RecordedEvent
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class TaskAnalytics(msgspec.Struct, rename="camel"):
 
 
 class AuditEvent(msgspec.Struct, rename="camel"):
+    task_id: str
     type: str
     version: int
     position: int
@@ -73,6 +75,26 @@ class AuditEvent(msgspec.Struct, rename="camel"):
     actor: str | None
     request_id: str | None
     data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: RecordedEvent) -> AuditEvent:
+        return cls(
+            task_id=event.stream_id,
+            type=event.type,
+            version=event.version,
+            position=event.position,
+            recorded_at=event.recorded_at,
+            actor=event.metadata.get("actor"),
+            request_id=event.metadata.get("requestId"),
+            data=event.current_data(),
+        )
+
+
+class EventPage(msgspec.Struct):
+    """A page of the tenant's events in commit order; `next` is the cursor to ask for next."""
+
+    events: list[AuditEvent]
+    next: str
 
 
 async def decode_body(request: Request[Any, Any, Any], command_type: type[T]) -> T:

@@ -1,0 +1,61 @@
+"""GET /v1/events: the tenant's events in commit order, for consumers that follow the log.
+
+The cursor names the last event a consumer has seen as (transaction id, position); reading
+stops at the oldest transaction still in flight, so following `next` never skips an event
+that commits late and never repeats one."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from app.http.auth import authenticated_caller
+from app.http.errors import validation_error
+from app.http.tasks import engine_of
+from app.http.wire import AuditEvent, EventPage
+from app.service import Caller
+from projections.log import Checkpoint, read_after
+
+CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
+
+
+def parse_cursor(cursor: str | None) -> Checkpoint:
+    if cursor is None:
+        return Checkpoint()
+    if (match := CURSOR.fullmatch(cursor)) is None:
+        raise validation_error(["after: not a cursor returned as `next`"])
+    return Checkpoint(int(match[1]), int(match[2]))
+
+
+def format_cursor(checkpoint: Checkpoint) -> str:
+    return f"{checkpoint.transaction_id}.{checkpoint.position}"
+
+
+class EventController(Controller):
+    path = "/v1/events"
+    tags = ["Events"]
+    dependencies = {"caller": Provide(authenticated_caller)}
+
+    @get("", operation_id="listEvents", summary="The tenant's events in commit order")
+    async def list_events(
+        self,
+        request: Request[Any, Any, State],
+        caller: Caller,
+        after: Annotated[
+            str | None, Parameter(description="The `next` cursor of the previous page")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000, description="Events per page")] = 100,
+    ) -> EventPage:
+        checkpoint = parse_cursor(after)
+        async with engine_of(request).connect() as conn:
+            batch = await read_after(conn, checkpoint, limit, tenant_id=caller.principal.tenant_id)
+        if batch:
+            checkpoint = Checkpoint(batch[-1].transaction_id, batch[-1].position)
+        return EventPage(
+            events=[AuditEvent.of(event) for event in batch], next=format_cursor(checkpoint)
+        )

@@ -1,0 +1,40 @@
+"""How far behind the log each asynchronous projection is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from projections.log import Checkpoint, after
+from projections.registry import ASYNCHRONOUS
+from projections.runner import read_checkpoint_unlocked
+from projections.tables import events
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    checkpoint: Checkpoint
+    events_behind: int
+    # How long the oldest event not yet applied has waited; 0 when caught up.
+    lag_ms: int
+
+
+async def projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
+    statuses = []
+    async with engine.connect() as conn:
+        for projector in ASYNCHRONOUS:
+            checkpoint = await read_checkpoint_unlocked(conn, projector.name)
+            behind, oldest = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(events.c.recorded_at)).where(
+                        after(checkpoint)
+                    )
+                )
+            ).one()
+            lag = 0 if oldest is None else max(0, int((now - oldest).total_seconds() * 1000))
+            statuses.append(ProjectionStatus(projector.name, checkpoint, behind, lag))
+    return statuses

@@ -1,0 +1,243 @@
+"""GET /v1/tasks/stats and GET /v1/tasks/analytics: exactly the reference's figures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+
+from tests.api.task_api import TaskApi, now, timestamp
+
+STATS_FIELDS = {"total", "overdue", "dueToday", "completedThisWeek", "inProgress"}
+ANALYTICS_FIELDS = {
+    "totalTasks",
+    "completedTasks",
+    "overdueTasks",
+    "avgCompletionTime",
+    "statusDistribution",
+    "priorityDistribution",
+    "agentPerformance",
+}
+NO_STATUSES = {"not_started": 0, "in_progress": 0, "pending": 0, "completed": 0, "deferred": 0}
+NO_PRIORITIES = {"low": 0, "normal": 0, "high": 0, "urgent": 0}
+
+
+@pytest.fixture(autouse=True)
+async def same_day_throughout() -> None:
+    """Figures depend on today's date: never straddle midnight UTC (or Monday's)."""
+    midnight = datetime.combine(now().date() + timedelta(days=1), time(), UTC)
+    if (wait := (midnight - now()).total_seconds()) < 5:
+        await asyncio.sleep(wait + 0.1)
+
+
+def today_at(hour: int, minute: int = 0, days: int = 0) -> str:
+    day = now().date() + timedelta(days=days)
+    return timestamp(datetime.combine(day, time(hour, minute), UTC))
+
+
+async def stats(tasks: TaskApi, **params: Any) -> dict[str, Any]:
+    return await tasks.list("/v1/tasks/stats", **params)
+
+
+async def analytics(tasks: TaskApi, **params: Any) -> dict[str, Any]:
+    return await tasks.list("/v1/tasks/analytics", **params)
+
+
+async def test_stats_of_a_tenant_without_tasks_are_zero(tasks: TaskApi) -> None:
+    assert await stats(tasks) == dict.fromkeys(STATS_FIELDS, 0)
+
+
+async def test_stats_count_totals_overdue_due_today_completed_and_in_progress(
+    tasks: TaskApi,
+) -> None:
+    yesterday = today_at(12, 0, days=-1)
+    await tasks.create(title="overdue", dueDate=yesterday, status="in_progress")
+    await tasks.create(title="closed overdue", dueDate=yesterday, status="deferred")
+    await tasks.create(title="due early today", dueDate=today_at(0, 0))
+    await tasks.create(title="due late today", dueDate=today_at(23, 59))
+    await tasks.create(title="completed due today", dueDate=today_at(23, 59), status="completed")
+    await tasks.create(title="due tomorrow", dueDate=today_at(0, 0, days=1), status="pending")
+    await tasks.create(title="due yesterday", dueDate=today_at(23, 59, days=-1))
+    await tasks.create(title="in progress", status="in_progress")
+    completed = await tasks.create(title="completed later")
+    await tasks.act(completed["_id"], "complete")
+
+    figures = await stats(tasks)
+
+    assert set(figures) == STATS_FIELDS
+    assert figures["total"] == 9
+    assert figures["overdue"] == 3
+    assert figures["dueToday"] == 2
+    assert figures["completedThisWeek"] == 2
+    assert figures["inProgress"] == 2
+
+
+async def test_stats_follow_changes_to_the_tasks(tasks: TaskApi) -> None:
+    reopened = await tasks.create(status="completed")
+    deleted = await tasks.create(status="in_progress")
+
+    await tasks.update("PATCH", reopened["_id"], {"status": "in_progress"})
+    await tasks.call("DELETE", f"/v1/tasks/{deleted['_id']}")
+
+    figures = await stats(tasks)
+    assert (figures["total"], figures["completedThisWeek"], figures["inProgress"]) == (1, 0, 1)
+
+
+async def test_stats_can_be_limited_to_one_owner(tasks: TaskApi) -> None:
+    await tasks.create(ownerId="agent_1", status="in_progress")
+    await tasks.create(ownerId="agent_1", status="completed")
+    await tasks.create(ownerId="agent_2", status="in_progress")
+    await tasks.create(status="in_progress")
+
+    figures = await stats(tasks, ownerId="agent_1")
+
+    assert figures == {
+        "total": 2,
+        "overdue": 0,
+        "dueToday": 0,
+        "completedThisWeek": 1,
+        "inProgress": 1,
+    }
+
+
+async def test_analytics_of_a_tenant_without_tasks_name_every_status_and_priority(
+    tasks: TaskApi,
+) -> None:
+    assert await analytics(tasks) == {
+        "totalTasks": 0,
+        "completedTasks": 0,
+        "overdueTasks": 0,
+        "avgCompletionTime": None,
+        "statusDistribution": NO_STATUSES,
+        "priorityDistribution": NO_PRIORITIES,
+        "agentPerformance": [],
+    }
+
+
+async def test_analytics_count_tasks_by_status_priority_and_agent(tasks: TaskApi) -> None:
+    past = timestamp(now() - timedelta(hours=1))
+    await tasks.create(ownerId="agent_a", ownerName="Ann", priority="high")
+    for _ in range(3):
+        await tasks.create(ownerId="agent_b", ownerName="Bob", status="completed")
+    await tasks.create(ownerId="agent_c", ownerName="Cy", status="pending", dueDate=past)
+    await tasks.create(ownerId="agent_c", ownerName="Cy", priority="urgent", status="in_progress")
+    await tasks.create(priority="low", status="deferred", dueDate=past)
+
+    figures = await analytics(tasks)
+
+    assert set(figures) == ANALYTICS_FIELDS
+    assert (figures["totalTasks"], figures["completedTasks"], figures["overdueTasks"]) == (7, 3, 1)
+    assert figures["statusDistribution"] == {
+        "not_started": 1,
+        "in_progress": 1,
+        "pending": 1,
+        "completed": 3,
+        "deferred": 1,
+    }
+    assert figures["priorityDistribution"] == {"low": 1, "normal": 4, "high": 1, "urgent": 1}
+    assert figures["agentPerformance"] == [
+        {"agentId": "agent_b", "agentName": "Bob", "total": 3, "completed": 3},
+        {"agentId": "agent_c", "agentName": "Cy", "total": 2, "completed": 0},
+        {"agentId": "agent_a", "agentName": "Ann", "total": 1, "completed": 0},
+    ]
+
+
+async def test_average_completion_time_is_in_hours_with_two_decimals(tasks: TaskApi) -> None:
+    task = await tasks.create()
+    await tasks.act(task["_id"], "complete")
+    await tasks.create()
+
+    average = (await analytics(tasks))["avgCompletionTime"]
+
+    # Completed within moments of its creation.
+    assert isinstance(average, int | float)
+    assert average == round(average, 2) == 0
+
+
+async def test_analytics_follow_reopenings(tasks: TaskApi) -> None:
+    task = await tasks.create(ownerId="agent_a", status="completed")
+    await tasks.update("PATCH", task["_id"], {"status": "pending"})
+
+    figures = await analytics(tasks)
+
+    assert figures["completedTasks"] == 0
+    assert figures["avgCompletionTime"] is None
+    assert figures["statusDistribution"] == {**NO_STATUSES, "pending": 1}
+    assert figures["agentPerformance"] == [
+        {"agentId": "agent_a", "agentName": None, "total": 1, "completed": 0}
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="projections/figures.py still lists an owner whose tasks all moved away, total 0",
+)
+async def test_an_agent_whose_tasks_were_all_reassigned_is_not_listed(tasks: TaskApi) -> None:
+    task = await tasks.create(ownerId="agent_a")
+    await tasks.act(task["_id"], "reassign", {"newOwnerId": "agent_b", "newOwnerName": "Bob"})
+
+    figures = await analytics(tasks)
+
+    assert figures["agentPerformance"] == [
+        {"agentId": "agent_b", "agentName": "Bob", "total": 1, "completed": 0}
+    ]
+
+
+async def test_analytics_can_be_limited_to_one_owner(tasks: TaskApi) -> None:
+    await tasks.create(ownerId="agent_a", status="completed")
+    await tasks.create(ownerId="agent_b")
+
+    figures = await analytics(tasks, ownerId="agent_a")
+
+    assert (figures["totalTasks"], figures["completedTasks"]) == (1, 1)
+    assert [agent["agentId"] for agent in figures["agentPerformance"]] == ["agent_a"]
+
+
+@pytest.mark.parametrize(
+    ("period", "counted"),
+    [
+        ({"startDate": 0}, True),
+        ({"endDate": 0}, True),
+        ({"startDate": 0, "endDate": 0}, True),
+        ({"startDate": -1, "endDate": -1}, False),
+        ({"startDate": 1}, False),
+        ({"endDate": -1}, False),
+        ({"startDate": -7, "endDate": 7}, True),
+    ],
+)
+async def test_a_bare_date_in_the_period_covers_its_whole_day(
+    tasks: TaskApi, period: dict[str, int], counted: bool
+) -> None:
+    await tasks.create(status="completed")
+    params = {name: str(now().date() + timedelta(days=days)) for name, days in period.items()}
+
+    figures = await analytics(tasks, **params)
+
+    assert (figures["totalTasks"], figures["completedTasks"]) == ((1, 1) if counted else (0, 0))
+
+
+async def test_a_period_of_date_times_bounds_the_creation_time(tasks: TaskApi) -> None:
+    before = now() - timedelta(seconds=1)
+    await tasks.create(ownerId="agent_a")
+    after = now() + timedelta(seconds=1)
+
+    assert (await analytics(tasks, startDate=timestamp(before)))["totalTasks"] == 1
+    assert (await analytics(tasks, startDate=timestamp(after)))["totalTasks"] == 0
+    assert (await analytics(tasks, endDate=timestamp(before)))["totalTasks"] == 0
+    assert (await analytics(tasks, endDate=timestamp(after)))["totalTasks"] == 1
+    within = await analytics(tasks, startDate=timestamp(before), endDate=timestamp(after))
+    assert within["agentPerformance"] == [
+        {"agentId": "agent_a", "agentName": None, "total": 1, "completed": 0}
+    ]
+
+
+@pytest.mark.parametrize("param", ["startDate", "endDate"])
+async def test_an_invalid_period_is_rejected(tasks: TaskApi, param: str) -> None:
+    response = await tasks.call("GET", "/v1/tasks/analytics", params={param: "last week"})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    assert param in error["details"][0]
