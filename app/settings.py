@@ -1,4 +1,4 @@
-"""Every setting, read from the environment (and a .env file when present), validated once."""
+"""Every setting, read from the environment, validated once."""
 
 from __future__ import annotations
 
