@@ -173,7 +173,9 @@ async def task_analytics(
             completion_ms += buckets.completion_ms[(owner, status, priority)]
     completed_tasks = statuses[Status.COMPLETED]
     names = await _owner_names(conn, tenant_id, fold)
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:AGENT_PERFORMANCE_MAX]
+    # An owner whose tasks all moved on nets to zero here: they are no longer an agent of these.
+    active = [(owner, total) for owner, total in totals.items() if total > 0]
+    ranked = sorted(active, key=lambda item: (-item[1], item[0]))[:AGENT_PERFORMANCE_MAX]
     return {
         "total_tasks": sum(statuses.values()),
         "completed_tasks": completed_tasks,

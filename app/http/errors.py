@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from domain.errors import RuleViolation
 
@@ -23,6 +24,19 @@ class ErrorDetail(msgspec.Struct, omit_defaults=True):
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+
+
+# The envelope as the OpenAPI document shows it, under each status a route can fail with.
+ERRORS = {
+    status: ResponseSpec(ErrorBody, description=description, generate_examples=False)
+    for status, description in (
+        (400, "ValidationError: details name each offending field"),
+        (401, "AuthenticationError: missing, unknown or revoked API key"),
+        (404, "NotFoundError: no such task for this tenant"),
+        (413, "PayloadTooLargeError: a body over 256 KB"),
+        (500, "InternalServerError"),
+    )
+}
 
 
 class ApiError(Exception):

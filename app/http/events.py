@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 
 from app.http.auth import authenticated_caller
-from app.http.errors import validation_error
+from app.http.errors import ERRORS, validation_error
 from app.http.tasks import engine_of
 from app.http.wire import AuditEvent, EventPage
 from app.service import Caller
@@ -41,7 +41,12 @@ class EventController(Controller):
     tags = ["Events"]
     dependencies = {"caller": Provide(authenticated_caller)}
 
-    @get("", operation_id="listEvents", summary="The tenant's events in commit order")
+    @get(
+        "",
+        operation_id="listEvents",
+        summary="The tenant's events in commit order",
+        responses=ERRORS,
+    )
     async def list_events(
         self,
         request: Request[Any, Any, State],

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
 from app.http.auth import authenticated_caller
-from app.http.errors import ApiError, task_not_found
+from app.http.errors import ERRORS, ApiError, task_not_found
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
     AgentPerformance,
@@ -96,13 +96,18 @@ class TaskController(Controller):
     tags = ["Tasks"]
     dependencies = {"caller": Provide(authenticated_caller)}
 
-    @post("", operation_id="createTask", summary="Create a task", status_code=201)
+    @post("", operation_id="createTask", summary="Create a task", status_code=201, responses=ERRORS)
     async def create(self, request: Request[Any, Any, State], caller: Caller) -> TaskResult:
         command = await decode_body(request, CreateTask)
         outcome = await service.create_task(engine_of(request), caller, command)
         return TaskResult(True, "Task created successfully", _task_of(outcome))
 
-    @get("", operation_id="listTasks", summary="List tasks with filtering and pagination")
+    @get(
+        "",
+        operation_id="listTasks",
+        summary="List tasks with filtering and pagination",
+        responses=ERRORS,
+    )
     async def list_tasks(
         self,
         request: Request[Any, Any, State],
@@ -147,6 +152,7 @@ class TaskController(Controller):
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
         summary="Get tasks for a specific customer",
+        responses=ERRORS,
     )
     async def customer_tasks(
         self,
@@ -164,7 +170,7 @@ class TaskController(Controller):
         order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
         return await _page(request, task_filter, order)
 
-    @get("/stats", operation_id="getTaskStats", summary="Get task statistics")
+    @get("/stats", operation_id="getTaskStats", summary="Get task statistics", responses=ERRORS)
     async def stats(
         self,
         request: Request[Any, Any, State],
@@ -183,7 +189,12 @@ class TaskController(Controller):
             in_progress=counts["inProgress"],
         )
 
-    @get("/analytics", operation_id="getTaskAnalytics", summary="Get task analytics")
+    @get(
+        "/analytics",
+        operation_id="getTaskAnalytics",
+        summary="Get task analytics",
+        responses=ERRORS,
+    )
     async def analytics(
         self,
         request: Request[Any, Any, State],
@@ -206,7 +217,7 @@ class TaskController(Controller):
         agents = [AgentPerformance(**agent) for agent in totals.pop("agent_performance")]
         return TaskAnalytics(**totals, agent_performance=agents)
 
-    @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID")
+    @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID", responses=ERRORS)
     async def get_task(
         self,
         request: Request[Any, Any, State],
@@ -228,7 +239,12 @@ class TaskController(Controller):
             raise task_not_found()
         return task
 
-    @get("/{task_id:str}/events", operation_id="getTaskEvents", summary="A task's audit history")
+    @get(
+        "/{task_id:str}/events",
+        operation_id="getTaskEvents",
+        summary="A task's audit history",
+        responses=ERRORS,
+    )
     async def task_events(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
     ) -> list[AuditEvent]:
@@ -238,7 +254,7 @@ class TaskController(Controller):
             raise task_not_found()
         return [AuditEvent.of(event) for event in history]
 
-    @put("/{task_id:str}", operation_id="updateTask", summary="Update a task")
+    @put("/{task_id:str}", operation_id="updateTask", summary="Update a task", responses=ERRORS)
     async def update(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
     ) -> TaskResult:
@@ -246,7 +262,12 @@ class TaskController(Controller):
         outcome = await _run(request, caller, task_id, UpdateTask(changes, merge=False))
         return TaskResult(True, "Task updated successfully", _task_of(outcome))
 
-    @patch("/{task_id:str}", operation_id="patchTask", summary="Partially update a task")
+    @patch(
+        "/{task_id:str}",
+        operation_id="patchTask",
+        summary="Partially update a task",
+        responses=ERRORS,
+    )
     async def patch(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
     ) -> TaskResult:
@@ -259,6 +280,7 @@ class TaskController(Controller):
         operation_id="completeTask",
         summary="Mark a task as completed",
         status_code=200,
+        responses=ERRORS,
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
@@ -268,7 +290,11 @@ class TaskController(Controller):
         return TaskResult(True, "Task completed successfully", _task_of(outcome))
 
     @post(
-        "/{task_id:str}/snooze", operation_id="snoozeTask", summary="Snooze a task", status_code=200
+        "/{task_id:str}/snooze",
+        operation_id="snoozeTask",
+        summary="Snooze a task",
+        status_code=200,
+        responses=ERRORS,
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
@@ -282,6 +308,7 @@ class TaskController(Controller):
         operation_id="reassignTask",
         summary="Reassign a task to another owner",
         status_code=200,
+        responses=ERRORS,
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
@@ -290,7 +317,13 @@ class TaskController(Controller):
         outcome = await _run(request, caller, task_id, command)
         return TaskResult(True, "Task reassigned successfully", _task_of(outcome))
 
-    @delete("/{task_id:str}", operation_id="deleteTask", summary="Delete a task", status_code=200)
+    @delete(
+        "/{task_id:str}",
+        operation_id="deleteTask",
+        summary="Delete a task",
+        status_code=200,
+        responses=ERRORS,
+    )
     async def remove(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
     ) -> Confirmation:

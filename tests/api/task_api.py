@@ -13,6 +13,38 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import Tenant
 
 RFC3339_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+# Every field of the reference's Task Object table.
+TASK_OBJECT_FIELDS = {
+    "_id",
+    "title",
+    "titleType",
+    "description",
+    "status",
+    "priority",
+    "outcome",
+    "dueDate",
+    "completedAt",
+    "ownerId",
+    "ownerName",
+    "queueId",
+    "claimStatus",
+    "claimedAt",
+    "claimedBy",
+    "relatedCustomerId",
+    "relatedCustomerName",
+    "relatedConversationId",
+    "collaboratorIds",
+    "completionNotes",
+    "tags",
+    "metadata",
+    "linkedEntity",
+    "autoComplete",
+    "agentReminders",
+    "snoozedUntil",
+    "snoozeCount",
+    "created_at",
+    "updated_at",
+}
 
 
 @dataclass(frozen=True)

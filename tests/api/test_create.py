@@ -5,39 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from tests.api.task_api import RFC3339_UTC, TaskApi, moment, now
-
-TASK_OBJECT_FIELDS = {
-    "_id",
-    "title",
-    "titleType",
-    "description",
-    "status",
-    "priority",
-    "outcome",
-    "dueDate",
-    "completedAt",
-    "ownerId",
-    "ownerName",
-    "queueId",
-    "claimStatus",
-    "claimedAt",
-    "claimedBy",
-    "relatedCustomerId",
-    "relatedCustomerName",
-    "relatedConversationId",
-    "collaboratorIds",
-    "completionNotes",
-    "tags",
-    "metadata",
-    "linkedEntity",
-    "autoComplete",
-    "agentReminders",
-    "snoozedUntil",
-    "snoozeCount",
-    "created_at",
-    "updated_at",
-}
+from tests.api.task_api import RFC3339_UTC, TASK_OBJECT_FIELDS, TaskApi, moment, now
 
 EVERY_SETTABLE_FIELD = {
     "title": "Follow up with customer",

@@ -46,9 +46,7 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     return error
 
 
-async def request(
-    client: AsyncTestClient, method: str, path: str, headers: dict[str, str]
-) -> Any:
+async def request(client: AsyncTestClient, method: str, path: str, headers: dict[str, str]) -> Any:
     return await client.request(method, path, headers=headers, json=BODIES.get(method))
 
 
@@ -112,9 +110,7 @@ async def test_another_key_of_the_same_tenant_sees_the_same_tasks(
         ("POST", f"/v1/tasks/{SOME_ID}/archive"),
     ],
 )
-async def test_an_unknown_route_is_not_found(
-    tasks: TaskApi, method: str, path: str
-) -> None:
+async def test_an_unknown_route_is_not_found(tasks: TaskApi, method: str, path: str) -> None:
     response = await tasks.call(method, path)
 
     assert_error(response, 404, "NotFoundError")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
@@ -161,9 +162,7 @@ async def test_snoozing_into_the_past_is_rejected(tasks: TaskApi) -> None:
 async def test_snoozing_a_completed_task_is_rejected(tasks: TaskApi) -> None:
     task = await tasks.create(status="completed")
 
-    response = await tasks.call(
-        "POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": DUE}
-    )
+    response = await tasks.call("POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": DUE})
 
     assert_rejected(response)
     assert (await tasks.get(task["_id"]))["snoozeCount"] == 0
@@ -334,3 +333,23 @@ async def test_the_history_of_an_unknown_task_is_not_found(tasks: TaskApi) -> No
     response = await tasks.call("GET", "/v1/tasks/507f1f77bcf86cd799439011/events")
 
     assert_rejected(response, 404)
+
+
+async def test_concurrent_commands_on_one_task_lose_no_update(tasks: TaskApi) -> None:
+    task = await tasks.create()
+    due_dates = [f"2030-01-{day:02d}T00:00:00Z" for day in range(1, 9)]
+
+    responses = await asyncio.gather(
+        *(
+            tasks.call("POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": due})
+            for due in due_dates
+        )
+    )
+
+    assert [response.status_code for response in responses] == [200] * len(due_dates)
+    assert (await tasks.get(task["_id"]))["snoozeCount"] == len(due_dates)
+    events = await tasks.events(task["_id"])
+    assert [event["version"] for event in events] == list(range(1, len(due_dates) + 2))
+    assert sorted(event["data"]["snoozeCount"] for event in events[1:]) == list(
+        range(1, len(due_dates) + 1)
+    )

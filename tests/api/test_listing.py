@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.task_api import TaskApi, now, timestamp
-from tests.api.test_create import TASK_OBJECT_FIELDS
+from tests.api.task_api import TASK_OBJECT_FIELDS, TaskApi, now, timestamp
 
 PAGE_FIELDS = {"tasks", "total", "page", "limit", "totalPages"}
 SORT_FIELDS = ["dueDate", "created_at", "updated_at", "priority", "status", "title"]
@@ -214,8 +213,14 @@ async def test_search_takes_wildcard_characters_literally(
 async def test_tasks_sort_by_due_date_ascending_by_default_with_undated_last(
     tasks: TaskApi,
 ) -> None:
-    for title, due in [("c", "2030-03-01"), ("none", None), ("a", "2030-01-01"), ("b", "2030-02-01")]:
-        await tasks.create(title=title, dueDate=f"{due}T00:00:00Z" if due else None)
+    due_dates = {
+        "c": "2030-03-01T00:00:00Z",
+        "none": None,
+        "a": "2030-01-01T00:00:00Z",
+        "b": "2030-02-01T00:00:00Z",
+    }
+    for title, due in due_dates.items():
+        await tasks.create(title=title, dueDate=due)
 
     assert await tasks.titles() == ["a", "b", "c", "none"]
     assert await tasks.titles(sortDirection="desc") == ["c", "b", "a", "none"]

@@ -170,10 +170,6 @@ async def test_analytics_follow_reopenings(tasks: TaskApi) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="projections/figures.py still lists an owner whose tasks all moved away, total 0",
-)
 async def test_an_agent_whose_tasks_were_all_reassigned_is_not_listed(tasks: TaskApi) -> None:
     task = await tasks.create(ownerId="agent_a")
     await tasks.act(task["_id"], "reassign", {"newOwnerId": "agent_b", "newOwnerName": "Bob"})

@@ -66,9 +66,7 @@ async def test_a_well_formed_id_of_no_task_is_not_found(
     assert response.json()["error"]["code"] == "NotFoundError"
 
 
-async def test_lists_show_only_the_tenants_own_tasks(
-    tasks: TaskApi, other_tasks: TaskApi
-) -> None:
+async def test_lists_show_only_the_tenants_own_tasks(tasks: TaskApi, other_tasks: TaskApi) -> None:
     await tasks.create(title="Mine", relatedCustomerId="cust_1", ownerId="agent_1")
     await other_tasks.create(title="Theirs", relatedCustomerId="cust_1", ownerId="agent_1")
 

@@ -145,12 +145,8 @@ async def test_null_clears_a_field(tasks: TaskApi, method: str) -> None:
         {"description": None, "dueDate": None, "linkedEntity": None, "autoComplete": None},
     )
 
-    assert [updated[name] for name in ("description", "dueDate", "linkedEntity", "autoComplete")] == [
-        None,
-        None,
-        None,
-        None,
-    ]
+    cleared = ("description", "dueDate", "linkedEntity", "autoComplete")
+    assert {name: updated[name] for name in cleared} == dict.fromkeys(cleared)
 
 
 @BOTH
