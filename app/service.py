@@ -5,6 +5,7 @@ so no update is lost."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,12 +59,21 @@ class Outcome:
     version: int
 
 
-async def create_task(engine: AsyncEngine, caller: Caller, command: CreateTask) -> Outcome:
+# Work that must commit or roll back with the command, e.g. recording its response.
+BeforeCommit = Callable[[AsyncConnection, Outcome], Awaitable[None]]
+
+
+async def create_task(
+    engine: AsyncEngine,
+    caller: Caller,
+    command: CreateTask,
+    before_commit: BeforeCommit | None = None,
+) -> Outcome:
     task_id = ids.new_id()
     now = clock.now()
     new_events = rules.create(command, task_id, now)
     async with engine.connect() as conn:
-        return await _append(conn, caller, task_id, None, 0, new_events, now)
+        return await _append(conn, caller, task_id, None, 0, new_events, now, before_commit)
 
 
 async def run(
@@ -72,11 +82,14 @@ async def run(
     task_id: str,
     command: TaskCommand,
     if_match: int | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> Outcome:
     """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return await _attempt(engine, caller, task_id, command, if_match, lock=attempt > 0)
+            return await _attempt(
+                engine, caller, task_id, command, if_match, before_commit, lock=attempt > 0
+            )
         except event_log.VersionConflict:
             continue
     raise event_log.VersionConflict(task_id)
@@ -88,6 +101,7 @@ async def _attempt(
     task_id: str,
     command: TaskCommand,
     if_match: int | None,
+    before_commit: BeforeCommit | None,
     *,
     lock: bool,
 ) -> Outcome:
@@ -103,9 +117,12 @@ async def _attempt(
         now = clock.now()
         new_events = rules.decide(command, task, now)
         if not new_events:
-            await conn.rollback()
-            return Outcome(task, version)
-        return await _append(conn, caller, task_id, task, version, new_events, now)
+            outcome = Outcome(task, version)
+            if before_commit is not None:
+                await before_commit(conn, outcome)
+            await conn.commit()
+            return outcome
+        return await _append(conn, caller, task_id, task, version, new_events, now, before_commit)
 
 
 async def _append(
@@ -116,6 +133,7 @@ async def _append(
     version: int,
     new_events: list[TaskEvent],
     now: datetime,
+    before_commit: BeforeCommit | None,
 ) -> Outcome:
     tenant_id = caller.principal.tenant_id
     for event in new_events:
@@ -124,9 +142,12 @@ async def _append(
         conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now
     )
     await task_view.project(conn, tenant_id, task_id, new_version, task)
+    outcome = Outcome(task, new_version)
+    if before_commit is not None:
+        await before_commit(conn, outcome)
     await conn.commit()
     _log_audit(caller, task_id, version, new_events)
-    return Outcome(task, new_version)
+    return outcome
 
 
 def _log_audit(caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]) -> None:

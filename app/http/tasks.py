@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, delete, get, patch, post, put
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
+from app.http import etags, idempotency
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, ApiError, task_not_found
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
@@ -75,20 +77,85 @@ def known_task_id(task_id: str) -> str:
     return task_id
 
 
-async def _run(
+def _on_task(
     request: Request[Any, Any, State], caller: Caller, task_id: str, command: TaskCommand
-) -> service.Outcome:
+) -> Act:
+    """Carrying out a command on a task, with If-Match honoured and errors as the API's."""
+    task_id = known_task_id(task_id)
+
+    async def act(before_commit: service.BeforeCommit | None) -> service.Outcome:
+        try:
+            return await service.run(
+                engine_of(request),
+                caller,
+                task_id,
+                command,
+                etags.expected_version(request),
+                before_commit,
+            )
+        except service.TaskNotFound:
+            raise task_not_found() from None
+        except service.StaleVersion as stale:
+            raise ApiError(
+                412,
+                "PreconditionFailedError",
+                "The task has changed since the version If-Match names",
+                [f"current version: {stale.current_version}"],
+                headers={"ETag": etags.etag(stale.current_version)},
+            ) from None
+        except event_log.VersionConflict:
+            raise ApiError(409, "ConflictError", "The task changed concurrently; retry") from None
+
+    return act
+
+
+Act = Callable[[service.BeforeCommit | None], Awaitable[service.Outcome]]
+
+
+async def _respond(
+    request: Request[Any, Any, State],
+    caller: Caller,
+    act: Act,
+    render: Callable[[service.Outcome], msgspec.Struct],
+    status_code: int = 200,
+) -> Response[Any]:
+    """Run a command and answer it, replaying the recorded answer to an idempotent retry."""
+    engine = engine_of(request)
+    retry = idempotency.requested(request, caller.principal.tenant_id, await request.body())
+    if retry is not None and (earlier := await idempotency.recorded(engine, retry)):
+        return earlier.replay()
+    answers: list[idempotency.RecordedResponse] = []
+
+    def answer(outcome: service.Outcome) -> idempotency.RecordedResponse:
+        tag = None if outcome.task is None else etags.etag(outcome.version)
+        return idempotency.RecordedResponse(status_code, msgspec.json.encode(render(outcome)), tag)
+
+    async def record(conn: AsyncConnection, outcome: service.Outcome) -> None:
+        assert retry is not None
+        answers.append(answer(outcome))
+        await idempotency.record(conn, retry, answers[-1])
+
     try:
-        return await service.run(engine_of(request), caller, known_task_id(task_id), command)
-    except service.TaskNotFound:
-        raise task_not_found() from None
-    except event_log.VersionConflict:
-        raise ApiError(409, "ConflictError", "The task changed concurrently; retry") from None
+        outcome = await act(record if retry is not None else None)
+    except idempotency.AlreadyRecorded:
+        assert retry is not None
+        earlier = await idempotency.recorded(engine, retry)
+        assert earlier is not None
+        return earlier.replay()
+    final = answers[-1] if answers else answer(outcome)
+    headers = {} if final.etag is None else {"ETag": final.etag}
+    return Response(
+        final.body, status_code=status_code, media_type="application/json", headers=headers
+    )
 
 
 def _task_of(outcome: service.Outcome) -> Task:
     assert outcome.task is not None
     return outcome.task
+
+
+def _task_result(message: str) -> Callable[[service.Outcome], TaskResult]:
+    return lambda outcome: TaskResult(True, message, _task_of(outcome))
 
 
 class TaskController(Controller):
@@ -97,10 +164,17 @@ class TaskController(Controller):
     dependencies = {"caller": Provide(authenticated_caller)}
 
     @post("", operation_id="createTask", summary="Create a task", status_code=201, responses=ERRORS)
-    async def create(self, request: Request[Any, Any, State], caller: Caller) -> TaskResult:
+    async def create(
+        self, request: Request[Any, Any, State], caller: Caller
+    ) -> Response[TaskResult]:
         command = await decode_body(request, CreateTask)
-        outcome = await service.create_task(engine_of(request), caller, command)
-        return TaskResult(True, "Task created successfully", _task_of(outcome))
+
+        async def act(before_commit: service.BeforeCommit | None) -> service.Outcome:
+            return await service.create_task(engine_of(request), caller, command, before_commit)
+
+        return await _respond(
+            request, caller, act, _task_result("Task created successfully"), status_code=201
+        )
 
     @get(
         "",
@@ -226,18 +300,23 @@ class TaskController(Controller):
         as_of: Annotated[
             str | None, Parameter(query="asOf", description="The task as it stood at this time")
         ] = None,
-    ) -> Task:
+    ) -> Response[Task]:
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
         async with engine_of(request).connect() as conn:
             if moment is None:
                 found = await task_view.load(conn, tenant_id, task_id)
-                task = None if found is None else found[0]
             else:
-                task = replay_at(await log.stream(conn, tenant_id, task_id, until=moment))
-        if task is None:
+                history = await log.stream(conn, tenant_id, task_id, until=moment)
+                task = replay_at(history)
+                found = None if task is None else (task, history[-1].version)
+        if found is None:
             raise task_not_found()
-        return task
+        task, version = found
+        headers = {"ETag": etags.etag(version)}
+        if etags.not_modified(request, version):
+            return Response(b"", status_code=304, headers=headers)
+        return Response(task, headers=headers)
 
     @get(
         "/{task_id:str}/events",
@@ -257,10 +336,10 @@ class TaskController(Controller):
     @put("/{task_id:str}", operation_id="updateTask", summary="Update a task", responses=ERRORS)
     async def update(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> TaskResult:
+    ) -> Response[TaskResult]:
         changes = await decode_body(request, TaskChanges)
-        outcome = await _run(request, caller, task_id, UpdateTask(changes, merge=False))
-        return TaskResult(True, "Task updated successfully", _task_of(outcome))
+        act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
+        return await _respond(request, caller, act, _task_result("Task updated successfully"))
 
     @patch(
         "/{task_id:str}",
@@ -270,10 +349,10 @@ class TaskController(Controller):
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> TaskResult:
+    ) -> Response[TaskResult]:
         changes = await decode_body(request, TaskChanges)
-        outcome = await _run(request, caller, task_id, UpdateTask(changes, merge=True))
-        return TaskResult(True, "Task updated successfully", _task_of(outcome))
+        act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
+        return await _respond(request, caller, act, _task_result("Task updated successfully"))
 
     @post(
         "/{task_id:str}/complete",
@@ -284,10 +363,10 @@ class TaskController(Controller):
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> TaskResult:
+    ) -> Response[TaskResult]:
         command = await decode_body(request, CompleteTask)
-        outcome = await _run(request, caller, task_id, command)
-        return TaskResult(True, "Task completed successfully", _task_of(outcome))
+        act = _on_task(request, caller, task_id, command)
+        return await _respond(request, caller, act, _task_result("Task completed successfully"))
 
     @post(
         "/{task_id:str}/snooze",
@@ -298,10 +377,14 @@ class TaskController(Controller):
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> SnoozeResult:
+    ) -> Response[SnoozeResult]:
         command = await decode_body(request, SnoozeTask)
-        task = _task_of(await _run(request, caller, task_id, command))
-        return SnoozeResult(True, "Task snoozed successfully", task.snooze_count, task)
+
+        def render(outcome: service.Outcome) -> SnoozeResult:
+            task = _task_of(outcome)
+            return SnoozeResult(True, "Task snoozed successfully", task.snooze_count, task)
+
+        return await _respond(request, caller, _on_task(request, caller, task_id, command), render)
 
     @post(
         "/{task_id:str}/reassign",
@@ -312,10 +395,10 @@ class TaskController(Controller):
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> TaskResult:
+    ) -> Response[TaskResult]:
         command = await decode_body(request, ReassignTask)
-        outcome = await _run(request, caller, task_id, command)
-        return TaskResult(True, "Task reassigned successfully", _task_of(outcome))
+        act = _on_task(request, caller, task_id, command)
+        return await _respond(request, caller, act, _task_result("Task reassigned successfully"))
 
     @delete(
         "/{task_id:str}",
@@ -326,9 +409,10 @@ class TaskController(Controller):
     )
     async def remove(
         self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
-    ) -> Confirmation:
-        await _run(request, caller, task_id, DeleteTask())
-        return Confirmation(True, "Task deleted successfully")
+    ) -> Response[Confirmation]:
+        act = _on_task(request, caller, task_id, DeleteTask())
+        deleted = Confirmation(True, "Task deleted successfully")
+        return await _respond(request, caller, act, lambda _: deleted)
 
 
 async def _page(

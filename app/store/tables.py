@@ -35,6 +35,7 @@ idempotency_records = sa.Table(
     sa.Column("fingerprint", sa.LargeBinary, nullable=False),
     sa.Column("status_code", sa.SmallInteger, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("etag", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "idempotency_key"),
 )

@@ -21,6 +21,7 @@ def upgrade() -> None:
             fingerprint bytea NOT NULL,
             status_code smallint NOT NULL,
             body bytea NOT NULL,
+            etag text,
             created_at timestamptz NOT NULL,
             PRIMARY KEY (tenant_id, idempotency_key)
         )
