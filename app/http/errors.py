@@ -7,13 +7,22 @@ import re
 from typing import Any
 
 import msgspec
+from asyncpg.exceptions import (
+    InterfaceError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from domain.errors import RuleViolation
 
 log = logging.getLogger("tasks_api.errors")
+
+RETRY_AFTER_SECONDS = 1
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
@@ -35,6 +44,7 @@ ERRORS = {
         (404, "NotFoundError: no such task for this tenant"),
         (413, "PayloadTooLargeError: a body over 256 KB"),
         (500, "InternalServerError"),
+        (503, "ServiceUnavailableError: the database is unavailable; retry after Retry-After"),
     )
 }
 
@@ -130,7 +140,36 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
     return error_response(ApiError(500, "InternalServerError", "Internal server error"))
 
 
+def database_unavailable(error: Exception) -> bool:
+    """The database cannot be reached, is restarting, or gave up on a statement: worth a
+    retry, not a bug."""
+    if isinstance(error, OSError | PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError):
+        cause = error.orig.__cause__ if error.orig is not None else None
+        return error.connection_invalidated or isinstance(
+            cause, OSError | PostgresConnectionError | InterfaceError | OperatorInterventionError
+        )
+    return False
+
+
+def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    if not database_unavailable(error):
+        return on_unexpected(request, error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+    return error_response(
+        ApiError(
+            503,
+            "ServiceUnavailableError",
+            "The database is unavailable; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    )
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    SQLAlchemyError: on_database_error,
+    OSError: on_database_error,
     ApiError: on_api_error,
     RuleViolation: on_rule_violation,
     ValidationException: on_validation_exception,

@@ -1,0 +1,54 @@
+"""While the database is unreachable the API answers 503 with Retry-After, never 500, and it
+serves again as soon as the database does."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.http.app import create_app
+from app.settings import Settings
+from tests.conftest import Tenant
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:9/tasks"
+
+
+async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
+    app = create_app(Settings(database_url=UNREACHABLE, run_projections=False))
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        response = await client.get("/v1/tasks", headers={"x-tenant-api-key": "tk_any"})
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "ServiceUnavailableError"
+
+
+async def test_connections_cut_by_the_server_are_replaced(
+    client: AsyncTestClient, tenant: Tenant, engine: AsyncEngine, database_url: str
+) -> None:
+    assert (await client.get("/v1/tasks", headers=tenant.headers)).status_code == 200
+    async with engine.connect() as conn:
+        await conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": make_url(database_url).database},
+        )
+    # The fixtures' own pool lost its connections too; start it afresh for the tests to come.
+    await engine.dispose()
+
+    statuses = []
+    for _ in range(20):
+        response = await client.get("/v1/tasks", headers=tenant.headers)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+
+    assert set(statuses) <= {200, 503}
+    assert statuses[-1] == 200
