@@ -285,6 +285,6 @@ async def _overdue(
 async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dict[str, str | None]:
     o = owner_names.c
     rows = await conn.execute(sa.select(o.owner_id, o.owner_name).where(o.tenant_id == tenant_id))
-    names: dict[str, str | None] = dict(rows.tuples().all())
+    names: dict[str, str | None] = {owner: name for owner, name in rows}
     names.update({owner: name for (_, owner), name in fold.names.items()})
     return names

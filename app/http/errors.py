@@ -123,7 +123,7 @@ def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
     """Litestar names a parameter by its Python name; the client knows it by its query name."""
     parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
     definition = parameter.kwarg_definition if parameter else None
-    return getattr(definition, "query", None) or key
+    return getattr(definition, "name", None) or key
 
 
 def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:

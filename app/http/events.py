@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
 
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
@@ -50,11 +50,11 @@ class EventController(Controller):
     async def list_events(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
+        caller: NamedDependency[Caller],
         after: Annotated[
-            str | None, Parameter(description="The `next` cursor of the previous page")
+            str | None, QueryParameter(description="The `next` cursor of the previous page")
         ] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000, description="Events per page")] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page")] = 100,
     ) -> EventPage:
         checkpoint = parse_cursor(after)
         async with engine_of(request).connect() as conn:

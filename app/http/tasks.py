@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
@@ -45,16 +45,19 @@ from domain.task import Priority, Status, Task
 from projections import figures, log, queries, task_view
 from projections.log import replay_at
 
-TaskId = Annotated[str, Parameter(description="24 lowercase hex characters")]
-Page = Annotated[int, Parameter(ge=1, le=100_000, description="Page number")]
-Limit = Annotated[int, Parameter(ge=1, le=100, description="Items per page (max 100)")]
+TaskId = Annotated[str, PathParameter(description="24 lowercase hex characters")]
+Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (max 100)")]
 SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
+SortDirection = Annotated[Literal["asc", "desc"], QueryParameter(name="sortDirection")]
+Statuses = Annotated[str | None, QueryParameter(description="Comma-separated statuses")]
+Priorities = Annotated[str | None, QueryParameter(description="Comma-separated priorities")]
 
 
 def id_filter(query: str) -> Any:
     """An optional id-sized query parameter under its wire name. (Nesting one Annotated
     alias in another would lose the name: Litestar keeps only the inner Parameter.)"""
-    return Parameter(query=query, max_length=200)
+    return QueryParameter(name=query, max_length=200)
 
 
 def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
@@ -78,7 +81,10 @@ def known_task_id(task_id: str) -> str:
 
 
 def _on_task(
-    request: Request[Any, Any, State], caller: Caller, task_id: str, command: TaskCommand
+    request: Request[Any, Any, State],
+    caller: NamedDependency[Caller],
+    task_id: str,
+    command: TaskCommand,
 ) -> Act:
     """Carrying out a command on a task, with If-Match honoured and errors as the API's."""
     task_id = known_task_id(task_id)
@@ -114,7 +120,7 @@ Act = Callable[[service.BeforeCommit | None], Awaitable[service.Outcome]]
 
 async def _respond(
     request: Request[Any, Any, State],
-    caller: Caller,
+    caller: NamedDependency[Caller],
     act: Act,
     render: Callable[[service.Outcome], msgspec.Struct],
     status_code: int = 200,
@@ -165,7 +171,7 @@ class TaskController(Controller):
 
     @post("", operation_id="createTask", summary="Create a task", status_code=201, responses=ERRORS)
     async def create(
-        self, request: Request[Any, Any, State], caller: Caller
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
     ) -> Response[TaskResult]:
         command = await decode_body(request, CreateTask)
 
@@ -185,23 +191,29 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
+        caller: NamedDependency[Caller],
         page: Page = 1,
         limit: Limit = 20,
-        sort: SortField = "dueDate",
-        sort_direction: Annotated[Literal["asc", "desc"], Parameter(query="sortDirection")] = "asc",
+        sort: FromQuery[SortField] = "dueDate",
+        sort_direction: Annotated[
+            Literal["asc", "desc"], QueryParameter(name="sortDirection")
+        ] = "asc",
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
         queue_id: Annotated[str | None, id_filter("queueId")] = None,
-        status: Annotated[str | None, Parameter(description="Comma-separated statuses")] = None,
-        priority: Annotated[str | None, Parameter(description="Comma-separated priorities")] = None,
+        status: Annotated[
+            str | None, QueryParameter(description="Comma-separated statuses")
+        ] = None,
+        priority: Annotated[
+            str | None, QueryParameter(description="Comma-separated priorities")
+        ] = None,
         related_customer_id: Annotated[str | None, id_filter("relatedCustomerId")] = None,
         linked_entity_type: Annotated[str | None, id_filter("linkedEntityType")] = None,
         linked_entity_id: Annotated[str | None, id_filter("linkedEntityId")] = None,
         linked_pipeline_id: Annotated[str | None, id_filter("linkedPipelineId")] = None,
-        due_before: Annotated[str | None, Parameter(query="dueBefore")] = None,
-        due_after: Annotated[str | None, Parameter(query="dueAfter")] = None,
-        overdue: bool = False,
-        search: Annotated[str | None, Parameter(max_length=500)] = None,
+        due_before: Annotated[str | None, QueryParameter(name="dueBefore")] = None,
+        due_after: Annotated[str | None, QueryParameter(name="dueAfter")] = None,
+        overdue: FromQuery[bool] = False,
+        search: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> TaskPage:
         task_filter = queries.TaskFilter(
             tenant_id=caller.principal.tenant_id,
@@ -231,12 +243,14 @@ class TaskController(Controller):
     async def customer_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
-        customer_id: str,
+        caller: NamedDependency[Caller],
+        customer_id: FromPath[str],
         page: Page = 1,
         limit: Limit = 20,
-        sort: SortField = "dueDate",
-        sort_direction: Annotated[Literal["asc", "desc"], Parameter(query="sortDirection")] = "asc",
+        sort: FromQuery[SortField] = "dueDate",
+        sort_direction: Annotated[
+            Literal["asc", "desc"], QueryParameter(name="sortDirection")
+        ] = "asc",
     ) -> TaskPage:
         task_filter = queries.TaskFilter(
             tenant_id=caller.principal.tenant_id, now=clock.now(), related_customer_id=customer_id
@@ -248,7 +262,7 @@ class TaskController(Controller):
     async def stats(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
+        caller: NamedDependency[Caller],
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
         async with consistent_reads(request) as conn:
@@ -272,9 +286,9 @@ class TaskController(Controller):
     async def analytics(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
-        start_date: Annotated[str | None, Parameter(query="startDate")] = None,
-        end_date: Annotated[str | None, Parameter(query="endDate")] = None,
+        caller: NamedDependency[Caller],
+        start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
+        end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
         created_from = parse_time("startDate", start_date)
@@ -295,10 +309,10 @@ class TaskController(Controller):
     async def get_task(
         self,
         request: Request[Any, Any, State],
-        caller: Caller,
+        caller: NamedDependency[Caller],
         task_id: TaskId,
         as_of: Annotated[
-            str | None, Parameter(query="asOf", description="The task as it stood at this time")
+            str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
         ] = None,
     ) -> Response[Task]:
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
@@ -325,7 +339,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def task_events(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> list[AuditEvent]:
         async with engine_of(request).connect() as conn:
             history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
@@ -335,7 +349,7 @@ class TaskController(Controller):
 
     @put("/{task_id:str}", operation_id="updateTask", summary="Update a task", responses=ERRORS)
     async def update(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
@@ -348,7 +362,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def patch(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
@@ -362,7 +376,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def complete(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         command = await decode_body(request, CompleteTask)
         act = _on_task(request, caller, task_id, command)
@@ -376,7 +390,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def snooze(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[SnoozeResult]:
         command = await decode_body(request, SnoozeTask)
 
@@ -394,7 +408,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def reassign(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         command = await decode_body(request, ReassignTask)
         act = _on_task(request, caller, task_id, command)
@@ -408,7 +422,7 @@ class TaskController(Controller):
         responses=ERRORS,
     )
     async def remove(
-        self, request: Request[Any, Any, State], caller: Caller, task_id: TaskId
+        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[Confirmation]:
         act = _on_task(request, caller, task_id, DeleteTask())
         deleted = Confirmation(True, "Task deleted successfully")
