@@ -52,7 +52,7 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class CommandResult:
     """A task after a command (None once deleted) and its version."""
 
     task: Task | None
@@ -60,7 +60,7 @@ class Outcome:
 
 
 # Work that must commit or roll back with the command, e.g. recording its response.
-BeforeCommit = Callable[[AsyncConnection, Outcome], Awaitable[None]]
+BeforeCommit = Callable[[AsyncConnection, CommandResult], Awaitable[None]]
 
 
 async def create_task(
@@ -68,7 +68,7 @@ async def create_task(
     caller: Caller,
     command: CreateTask,
     before_commit: BeforeCommit | None = None,
-) -> Outcome:
+) -> CommandResult:
     task_id = ids.new_id()
     now = clock.now()
     new_events = rules.create(command, task_id, now)
@@ -83,7 +83,7 @@ async def run(
     command: TaskCommand,
     if_match: int | None = None,
     before_commit: BeforeCommit | None = None,
-) -> Outcome:
+) -> CommandResult:
     """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
     for attempt in range(MAX_ATTEMPTS):
         try:
@@ -104,7 +104,7 @@ async def _attempt(
     before_commit: BeforeCommit | None,
     *,
     lock: bool,
-) -> Outcome:
+) -> CommandResult:
     # The first attempt reads without a lock; after a lost race the retry locks the row, so
     # it cannot lose again.
     async with engine.connect() as conn:
@@ -117,11 +117,11 @@ async def _attempt(
         now = clock.now()
         new_events = rules.decide(command, task, now)
         if not new_events:
-            outcome = Outcome(task, version)
+            result = CommandResult(task, version)
             if before_commit is not None:
-                await before_commit(conn, outcome)
+                await before_commit(conn, result)
             await conn.commit()
-            return outcome
+            return result
         return await _append(conn, caller, task_id, task, version, new_events, now, before_commit)
 
 
@@ -134,7 +134,7 @@ async def _append(
     new_events: list[TaskEvent],
     now: datetime,
     before_commit: BeforeCommit | None,
-) -> Outcome:
+) -> CommandResult:
     tenant_id = caller.principal.tenant_id
     for event in new_events:
         task = evolve(task, event, now)
@@ -142,12 +142,12 @@ async def _append(
         conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now
     )
     await task_view.project(conn, tenant_id, task_id, new_version, task)
-    outcome = Outcome(task, new_version)
+    result = CommandResult(task, new_version)
     if before_commit is not None:
-        await before_commit(conn, outcome)
+        await before_commit(conn, result)
     await conn.commit()
     _log_audit(caller, task_id, version, new_events)
-    return outcome
+    return result
 
 
 def _log_audit(caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]) -> None:

@@ -22,7 +22,7 @@ from projections.tables import XID8, events
 
 # The payload version each event type is written in today.
 PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
-CURRENT_VERSION = 1
+FIRST_VERSION = 1
 
 
 def _nest_created_task(data: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def payload_version(event_type: str) -> int:
-    return PAYLOAD_VERSIONS.get(event_type, CURRENT_VERSION)
+    return PAYLOAD_VERSIONS.get(event_type, FIRST_VERSION)
 
 
 def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:

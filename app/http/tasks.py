@@ -89,7 +89,7 @@ def _on_task(
     """Carrying out a command on a task, with If-Match honoured and errors as the API's."""
     task_id = known_task_id(task_id)
 
-    async def act(before_commit: service.BeforeCommit | None) -> service.Outcome:
+    async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
         try:
             return await service.run(
                 engine_of(request),
@@ -115,14 +115,14 @@ def _on_task(
     return act
 
 
-Act = Callable[[service.BeforeCommit | None], Awaitable[service.Outcome]]
+Act = Callable[[service.BeforeCommit | None], Awaitable[service.CommandResult]]
 
 
 async def _respond(
     request: Request[Any, Any, State],
     caller: NamedDependency[Caller],
     act: Act,
-    render: Callable[[service.Outcome], msgspec.Struct],
+    render: Callable[[service.CommandResult], msgspec.Struct],
     status_code: int = 200,
 ) -> Response[Any]:
     """Run a command and answer it, replaying the recorded answer to an idempotent retry."""
@@ -132,36 +132,36 @@ async def _respond(
         return earlier.replay()
     answers: list[idempotency.RecordedResponse] = []
 
-    def answer(outcome: service.Outcome) -> idempotency.RecordedResponse:
-        tag = None if outcome.task is None else etags.etag(outcome.version)
-        return idempotency.RecordedResponse(status_code, msgspec.json.encode(render(outcome)), tag)
+    def answer(result: service.CommandResult) -> idempotency.RecordedResponse:
+        tag = None if result.task is None else etags.etag(result.version)
+        return idempotency.RecordedResponse(status_code, msgspec.json.encode(render(result)), tag)
 
-    async def record(conn: AsyncConnection, outcome: service.Outcome) -> None:
+    async def record(conn: AsyncConnection, result: service.CommandResult) -> None:
         assert retry is not None
-        answers.append(answer(outcome))
+        answers.append(answer(result))
         await idempotency.record(conn, retry, answers[-1])
 
     try:
-        outcome = await act(record if retry is not None else None)
+        result = await act(record if retry is not None else None)
     except idempotency.AlreadyRecorded:
         assert retry is not None
         earlier = await idempotency.recorded(engine, retry)
         assert earlier is not None
         return earlier.replay()
-    final = answers[-1] if answers else answer(outcome)
+    final = answers[-1] if answers else answer(result)
     headers = {} if final.etag is None else {"ETag": final.etag}
     return Response(
         final.body, status_code=status_code, media_type="application/json", headers=headers
     )
 
 
-def _task_of(outcome: service.Outcome) -> Task:
-    assert outcome.task is not None
-    return outcome.task
+def _task_of(result: service.CommandResult) -> Task:
+    assert result.task is not None
+    return result.task
 
 
-def _task_result(message: str) -> Callable[[service.Outcome], TaskResult]:
-    return lambda outcome: TaskResult(True, message, _task_of(outcome))
+def _task_result(message: str) -> Callable[[service.CommandResult], TaskResult]:
+    return lambda result: TaskResult(True, message, _task_of(result))
 
 
 class TaskController(Controller):
@@ -175,7 +175,7 @@ class TaskController(Controller):
     ) -> Response[TaskResult]:
         command = await decode_body(request, CreateTask)
 
-        async def act(before_commit: service.BeforeCommit | None) -> service.Outcome:
+        async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
             return await service.create_task(engine_of(request), caller, command, before_commit)
 
         return await _respond(
@@ -394,8 +394,8 @@ class TaskController(Controller):
     ) -> Response[SnoozeResult]:
         command = await decode_body(request, SnoozeTask)
 
-        def render(outcome: service.Outcome) -> SnoozeResult:
-            task = _task_of(outcome)
+        def render(result: service.CommandResult) -> SnoozeResult:
+            task = _task_of(result)
             return SnoozeResult(True, "Task snoozed successfully", task.snooze_count, task)
 
         return await _respond(request, caller, _on_task(request, caller, task_id, command), render)
