@@ -6,7 +6,7 @@ and their limits are those of the reference's Input Constraints table.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -20,6 +20,7 @@ from domain.task import (
     Priority,
     Status,
     TitleType,
+    as_utc,
     auto_complete_time,
 )
 
@@ -65,7 +66,7 @@ class TaskChanges(Command):
 
     def __post_init__(self) -> None:
         if isinstance(self.due_date, datetime):
-            self.due_date = as_utc(self.due_date)
+            self.due_date = as_utc(self.due_date, "dueDate")
         if isinstance(self.title, str):
             self.title = self.title.strip()
             if not 1 <= len(self.title) <= TITLE_MAX:
@@ -105,7 +106,7 @@ class SnoozeTask(Command):
     adjust_reminders: bool = True
 
     def __post_init__(self) -> None:
-        self.new_due_date = as_utc(self.new_due_date)
+        self.new_due_date = as_utc(self.new_due_date, "newDueDate")
 
 
 class ReassignTask(Command):
@@ -126,8 +127,3 @@ def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
         if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
             return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
     return None
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A time without an offset is taken as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

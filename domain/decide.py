@@ -118,8 +118,15 @@ def _shift_reminders(agent_reminders: dict[str, Any], shift: timedelta) -> dict[
         if remind_at is None:
             moved.append(reminder)
         else:
-            moved.append({**reminder, "remindAt": msgspec.to_builtins(remind_at + shift)})
+            moved.append({**reminder, "remindAt": msgspec.to_builtins(_moved(remind_at, shift))})
     return {**agent_reminders, "reminders": moved}
+
+
+def _moved(remind_at: datetime, shift: timedelta) -> datetime:
+    try:
+        return remind_at + shift
+    except OverflowError:
+        raise RuleViolation("Snoozing would move a reminder out of the years 1 to 9999") from None
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -180,7 +187,7 @@ def _update(task: Task, changes: TaskChanges, merge: bool, now: datetime) -> lis
     changed = {
         name: Change(before=current[name], after=after)
         for name, after in msgspec.to_builtins(values).items()
-        if current[name] != after
+        if not _same_json(current[name], after)
     }
     if changed:
         events.append(TaskUpdated(changes=changed))
@@ -193,6 +200,11 @@ def _update(task: Task, changes: TaskChanges, merge: bool, now: datetime) -> lis
         _ensure_completable(task)
         events.append(_completion(task.status, completion, now))
     return events
+
+
+def _same_json(before: Any, after: Any) -> bool:
+    """Equal as JSON, key order aside; plain == would take true for 1 and miss that change."""
+    return msgspec.json.encode(before, order="sorted") == msgspec.json.encode(after, order="sorted")
 
 
 def _ensure_within_limits(name: str, merged: dict[str, Any]) -> None:

@@ -54,6 +54,11 @@ class ClaimStatus(StrEnum):
     CLAIMED = "claimed"
 
 
+# Python's times end with the years 1 and 9999; a day's margin at either end keeps the day
+# arithmetic of periods and rollups (the end of a day, the next whole day) within them.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
 # Statuses a task can no longer be completed or counted as overdue from.
 CLOSED_STATUSES = frozenset({Status.COMPLETED, Status.DEFERRED})
 
@@ -118,7 +123,19 @@ def auto_complete_time(auto_complete: dict[str, Any] | None) -> datetime | None:
         moment = msgspec.convert(auto_complete["at"], datetime)
     except msgspec.ValidationError:
         raise ValueError("autoComplete.at must be an RFC 3339 date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return as_utc(moment, "autoComplete.at")
+
+
+def as_utc(moment: datetime, name: str) -> datetime:
+    """A time without an offset is taken as UTC. Raises ValueError naming it outside
+    EARLIEST..LATEST."""
+    try:
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"{name} must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)")
+    return utc
 
 
 def claim_fields(owner_id: str | None, queue_id: str | None, now: datetime) -> dict[str, Any]:
