@@ -49,7 +49,8 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
     async with engine.begin() as conn:
         await _hold_writers(conn, projector)
         while True:
-            # With appends held back nothing can commit late: read all that is there.
+            # An inline projection's writers are held back, and what they have not committed
+            # yet they will project onto the fresh tables themselves: read all that is there.
             checkpoint, count = await _replay_batch(
                 conn, projector, checkpoint, horizon=projector not in INLINE
             )
@@ -79,9 +80,12 @@ async def _replay_batch(
 async def _hold_writers(conn: AsyncConnection, projector: Projector) -> None:
     """Keep the live tables from moving while the last events are replayed and the swap made."""
     if projector in INLINE:
-        # Commands write the task view in the transaction that appends their events: holding
-        # appends back (and waiting for those under way) holds the view still.
-        await conn.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+        # A command writes the task view last in the transaction that appends its events:
+        # with the view locked, each one has either committed (its events are replayed now)
+        # or waits, then projects its own events onto the fresh table. Holding appends back
+        # instead would deadlock with a command that has read the view and waits to append.
+        for table in projector.tables:
+            await conn.execute(sa.text(f"LOCK TABLE public.{table.name} IN ACCESS EXCLUSIVE MODE"))
     else:
         # The runner applies a batch under a lock on its checkpoint row.
         await read_checkpoint(conn, projector.name)

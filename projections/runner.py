@@ -99,7 +99,11 @@ async def run(engine: AsyncEngine, projector: Projector, stop: asyncio.Event) ->
     while not stop.is_set():
         try:
             await _run_while_connected(engine, projector, stop)
-        except Exception:
+        except Exception as error:
+            if _being_cancelled():
+                # Cleaning up after a cancellation failed (a rollback on a dropped
+                # connection, say): the runner still ends, as cancelled, and never restarts.
+                raise asyncio.CancelledError from error
             log.exception("projection %s stopped; restarting", projector.name)
             await _sleep_unless(stop, RESTART_SECONDS)
 
@@ -108,25 +112,37 @@ async def _run_while_connected(
     engine: AsyncEngine, projector: Projector, stop: asyncio.Event
 ) -> None:
     async with engine.connect() as session:
-        if not await _become_active(session, projector.name, stop):
-            return
-        woken = asyncio.Event()
-
-        def wake(*_: object) -> None:
-            woken.set()
-
-        listener = (await session.get_raw_connection()).driver_connection
-        assert listener is not None
-        await listener.add_listener(NOTIFY_CHANNEL, wake)
-        log.info("projection %s active", projector.name)
         try:
-            while not stop.is_set():
-                woken.clear()
-                await catch_up(engine, projector)
-                await _wait_for_any(woken, stop, POLL_SECONDS)
+            if await _become_active(session, projector.name, stop):
+                await _follow(session, engine, projector, stop)
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, wake)
+            # The lock and the listener belong to this session. Back in the pool it would
+            # keep the lock from every runner, this one too once it restarts: close it.
+            await session.invalidate()
+
+
+async def _follow(
+    session: AsyncConnection, engine: AsyncEngine, projector: Projector, stop: asyncio.Event
+) -> None:
+    """Catch up whenever an append is notified, or every POLL_SECONDS, until `stop`."""
+    woken = asyncio.Event()
+
+    def wake(*_: object) -> None:
+        woken.set()
+
+    listener = (await session.get_raw_connection()).driver_connection
+    assert listener is not None
+    await listener.add_listener(NOTIFY_CHANNEL, wake)
+    log.info("projection %s active", projector.name)
+    while not stop.is_set():
+        woken.clear()
+        await catch_up(engine, projector)
+        await _wait_for_any(woken, stop, POLL_SECONDS)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _become_active(session: AsyncConnection, projection: str, stop: asyncio.Event) -> bool:
