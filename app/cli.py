@@ -310,9 +310,11 @@ def _time_option(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return as_utc(msgspec.convert(value, datetime))
+        return as_utc(msgspec.convert(value, datetime), name)
     except msgspec.ValidationError:
         raise click.BadParameter(f"{name} must be an RFC 3339 date-time") from None
+    except ValueError as out_of_range:
+        raise click.BadParameter(str(out_of_range)) from None
 
 
 def _stderr_console() -> Any:

@@ -17,6 +17,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: Annotated[int, Meta(gt=0)] = 256 * 1024
     db_pool_size: Annotated[int, Meta(gt=0)] = 10
     statement_timeout_ms: Annotated[int, Meta(gt=0)] = 5_000
+    request_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
     # Run the projection runners and the auto-complete sweep inside the API process.
     run_projections: bool = True
 
@@ -28,6 +29,7 @@ ENV_NAMES = {
     "max_body_bytes": "TASKS_MAX_BODY_BYTES",
     "db_pool_size": "TASKS_DB_POOL_SIZE",
     "statement_timeout_ms": "TASKS_STATEMENT_TIMEOUT_MS",
+    "request_timeout_seconds": "TASKS_REQUEST_TIMEOUT_SECONDS",
     "run_projections": "TASKS_RUN_PROJECTIONS",
 }
 

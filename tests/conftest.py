@@ -20,15 +20,21 @@ from tests.database import create_database, drop_database, postgres_server
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def server_url() -> Iterator[str]:
+    """The URL of the test PostgreSQL server's maintenance database."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
     """A freshly migrated database, dropped when the run ends."""
-    with postgres_server() as server_url:
-        url = asyncio.run(create_database(server_url))
-        try:
-            upgrade_to_head(url)
-            yield url
-        finally:
-            asyncio.run(drop_database(server_url, url))
+    url = asyncio.run(create_database(server_url))
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, url))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -14,7 +15,9 @@ from app.background import run_background
 from app.database import create_engine
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
+from app.http.query_check import QueryCheckMiddleware
 from app.http.request_id import RequestIdMiddleware
+from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
 from app.logs import configure_logging
 from app.settings import Settings, load_settings
@@ -56,7 +59,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[TaskController, EventController],
         lifespan=[database, background],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestIdMiddleware],
+        middleware=[
+            RequestIdMiddleware,
+            DefineMiddleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds),
+            QueryCheckMiddleware,
+        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Tasks API",

@@ -15,6 +15,7 @@ from asyncpg.exceptions import (
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -35,9 +36,13 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
+def _envelope(description: str) -> ResponseSpec:
+    return ResponseSpec(ErrorBody, description=description, generate_examples=False)
+
+
 # The envelope as the OpenAPI document shows it, under each status a route can fail with.
 ERRORS = {
-    status: ResponseSpec(ErrorBody, description=description, generate_examples=False)
+    status: _envelope(description)
     for status, description in (
         (400, "ValidationError: details name each offending field"),
         (401, "AuthenticationError: missing, unknown or revoked API key"),
@@ -45,6 +50,21 @@ ERRORS = {
         (413, "PayloadTooLargeError: a body over 256 KB"),
         (500, "InternalServerError"),
         (503, "ServiceUnavailableError: the database is unavailable; retry after Retry-After"),
+    )
+}
+# A command can also meet a concurrent change or an Idempotency-Key used for another request;
+# one on an existing task, a stale If-Match.
+CREATE_ERRORS = {
+    **ERRORS,
+    409: _envelope("ConflictError: a concurrent change, or an Idempotency-Key already used"),
+}
+TASK_COMMAND_ERRORS = {
+    **CREATE_ERRORS,
+    412: _envelope("PreconditionFailedError: If-Match names a version the task has moved past"),
+}
+NOT_MODIFIED = {
+    304: ResponseSpec(
+        None, description="If-None-Match names the current version", generate_examples=False
     )
 }
 
@@ -101,6 +121,12 @@ def error_response(error: ApiError) -> Response[ErrorBody]:
 
 def on_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[ErrorBody]:
     return error_response(error)
+
+
+async def send_error(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer with the envelope from an ASGI middleware, where no exception handler runs."""
+    request: Request[Any, Any, Any] = Request(scope, receive)
+    await error_response(error).to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
 def on_rule_violation(_: Request[Any, Any, Any], error: RuleViolation) -> Response[ErrorBody]:

@@ -22,14 +22,18 @@ from app.service import Caller
 from projections.log import Checkpoint, read_after
 
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
+# Both halves are PostgreSQL bigints (transaction ids as xid8 never reach 2**63 in practice).
+BIGINT_MAX = 2**63 - 1
 
 
 def parse_cursor(cursor: str | None) -> Checkpoint:
     if cursor is None:
         return Checkpoint()
-    if (match := CURSOR.fullmatch(cursor)) is None:
+    match = CURSOR.fullmatch(cursor)
+    halves = (int(match[1]), int(match[2])) if match else None
+    if halves is None or max(halves) > BIGINT_MAX:
         raise validation_error(["after: not a cursor returned as `next`"])
-    return Checkpoint(int(match[1]), int(match[2]))
+    return Checkpoint(*halves)
 
 
 def format_cursor(checkpoint: Checkpoint) -> str:

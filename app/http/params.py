@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 import msgspec
@@ -18,14 +18,23 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     """An RFC 3339 time (UTC when it has no offset) or a bare date (its first instant)."""
     if value is None:
         return None
+    moment = _moment(value)
+    if moment is None:
+        raise validation_error([f"{name}: expected an RFC 3339 date-time or date"])
     try:
-        return as_utc(msgspec.convert(value, datetime))
-    except msgspec.ValidationError:
-        pass
-    try:
-        return datetime.combine(msgspec.convert(value, date), time(), UTC)
-    except msgspec.ValidationError:
-        raise validation_error([f"{name}: expected an RFC 3339 date-time or date"]) from None
+        return as_utc(moment, name)
+    except ValueError as out_of_range:
+        raise validation_error([str(out_of_range)]) from None
+
+
+def _moment(value: str) -> datetime | None:
+    for kind in (datetime, date):
+        try:
+            parsed = msgspec.convert(value, kind)
+        except msgspec.ValidationError:
+            continue
+        return parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time())
+    return None
 
 
 def end_of_period(name: str, value: str | None) -> datetime | None:

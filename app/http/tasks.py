@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import clock, ids, service
 from app.http import etags, idempotency
 from app.http.auth import authenticated_caller
-from app.http.errors import ERRORS, ApiError, task_not_found
+from app.http.errors import (
+    CREATE_ERRORS,
+    ERRORS,
+    NOT_MODIFIED,
+    TASK_COMMAND_ERRORS,
+    ApiError,
+    task_not_found,
+)
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
     AgentPerformance,
@@ -169,7 +176,13 @@ class TaskController(Controller):
     tags = ["Tasks"]
     dependencies = {"caller": Provide(authenticated_caller)}
 
-    @post("", operation_id="createTask", summary="Create a task", status_code=201, responses=ERRORS)
+    @post(
+        "",
+        operation_id="createTask",
+        summary="Create a task",
+        status_code=201,
+        responses=CREATE_ERRORS,
+    )
     async def create(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
     ) -> Response[TaskResult]:
@@ -305,7 +318,12 @@ class TaskController(Controller):
         agents = [AgentPerformance(**agent) for agent in totals.pop("agent_performance")]
         return TaskAnalytics(**totals, agent_performance=agents)
 
-    @get("/{task_id:str}", operation_id="getTask", summary="Get task by ID", responses=ERRORS)
+    @get(
+        "/{task_id:str}",
+        operation_id="getTask",
+        summary="Get task by ID",
+        responses={**ERRORS, **NOT_MODIFIED},
+    )
     async def get_task(
         self,
         request: Request[Any, Any, State],
@@ -347,7 +365,12 @@ class TaskController(Controller):
             raise task_not_found()
         return [AuditEvent.of(event) for event in history]
 
-    @put("/{task_id:str}", operation_id="updateTask", summary="Update a task", responses=ERRORS)
+    @put(
+        "/{task_id:str}",
+        operation_id="updateTask",
+        summary="Update a task",
+        responses=TASK_COMMAND_ERRORS,
+    )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
@@ -359,7 +382,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         operation_id="patchTask",
         summary="Partially update a task",
-        responses=ERRORS,
+        responses=TASK_COMMAND_ERRORS,
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -373,7 +396,7 @@ class TaskController(Controller):
         operation_id="completeTask",
         summary="Mark a task as completed",
         status_code=200,
-        responses=ERRORS,
+        responses=TASK_COMMAND_ERRORS,
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -387,7 +410,7 @@ class TaskController(Controller):
         operation_id="snoozeTask",
         summary="Snooze a task",
         status_code=200,
-        responses=ERRORS,
+        responses=TASK_COMMAND_ERRORS,
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -405,7 +428,7 @@ class TaskController(Controller):
         operation_id="reassignTask",
         summary="Reassign a task to another owner",
         status_code=200,
-        responses=ERRORS,
+        responses=TASK_COMMAND_ERRORS,
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -419,7 +442,7 @@ class TaskController(Controller):
         operation_id="deleteTask",
         summary="Delete a task",
         status_code=200,
-        responses=ERRORS,
+        responses=TASK_COMMAND_ERRORS,
     )
     async def remove(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request
 
 from app.http.errors import describe_decode_error, validation_error
+from app.http.json_document import check_document
 from domain.task import Task
 from projections.log import RecordedEvent
 
@@ -99,28 +100,9 @@ class EventPage(msgspec.Struct):
 
 async def decode_body(request: Request[Any, Any, Any], command_type: type[T]) -> T:
     """The request body as a command; 400 naming the field when it is not one."""
-    body = await request.body()
+    body = await request.body() or b"{}"
+    check_document(body)
     try:
-        command = msgspec.json.decode(body or b"{}", type=command_type)
-    except (msgspec.MsgspecError, UnicodeDecodeError) as error:
-        raise validation_error([_describe(error)]) from error
-    if b"\\u0000" in body and _holds_nul(msgspec.json.decode(body)):
-        raise validation_error(["body: strings must not contain the NUL character (\\u0000)"])
-    return command
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, msgspec.MsgspecError):
-        return describe_decode_error(error)
-    return "body: not valid UTF-8"
-
-
-def _holds_nul(value: Any) -> bool:
-    """PostgreSQL cannot store NUL in text or jsonb, so such input is refused up front."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
+        return msgspec.json.decode(body, type=command_type)
+    except msgspec.MsgspecError as error:
+        raise validation_error([describe_decode_error(error)]) from error

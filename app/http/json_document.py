@@ -1,0 +1,79 @@
+"""What a JSON request body may hold, whatever command it carries: valid UTF-8, at most
+MAX_DEPTH levels of nesting, no NUL character and no number a double cannot tell from infinity
+or zero. Each is refused with a 400 up front; deeper down it would fail in Python's recursion
+limit or in PostgreSQL, or be stored as something other than what was sent."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from app.http.errors import ApiError, describe_decode_error, validation_error
+
+MAX_DEPTH = 32
+NUMBERS = (
+    "numbers must be integers of at most 4300 digits, or doubles: at most 1.8e308 in size and"
+    " not so small that they round to 0"
+)
+
+
+def check_document(body: bytes) -> None:
+    """Raise a 400 ApiError naming the problem when the body is no JSON the API can store."""
+    try:
+        document = _DECODER.decode(body)
+    except RecursionError:
+        raise _too_deep() from None
+    except UnicodeDecodeError:
+        raise validation_error(["body: not valid UTF-8"]) from None
+    except msgspec.ValidationError:
+        # Untyped, only a number can fail to validate; msgspec would name it by position only.
+        raise validation_error([f"body: {NUMBERS}"]) from None
+    except msgspec.MsgspecError as error:
+        raise validation_error([describe_decode_error(error)]) from None
+    if nesting_depth(document) > MAX_DEPTH:
+        raise _too_deep()
+    if _holds_nul(document):
+        raise validation_error(["body: strings must not contain the NUL character (\\u0000)"])
+
+
+def nesting_depth(document: Any) -> int:
+    """How many arrays and objects deep the document nests (0 for a scalar)."""
+    depth, level = 0, [document]
+    while level := [value for value in level if isinstance(value, dict | list)]:
+        depth += 1
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+    return depth
+
+
+def _double(literal: str) -> float:
+    value = float(literal)
+    significand = literal.lower().partition("e")[0]
+    if math.isinf(value) or (value == 0 and significand.strip("+-0.")):
+        raise ValueError(NUMBERS)
+    return value
+
+
+# Integers stay exact (PostgreSQL's numeric holds every one msgspec reads); other numbers are
+# doubles, as JSON's interoperable subset has them.
+_DECODER = msgspec.json.Decoder(float_hook=_double)
+
+
+def _too_deep() -> ApiError:
+    return validation_error([f"body: nested deeper than {MAX_DEPTH} levels"])
+
+
+def _holds_nul(value: Any) -> bool:
+    """PostgreSQL cannot store NUL in text or jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -1,0 +1,91 @@
+"""Paths and query strings are checked before any handler reads them. Refused with a 400:
+- bytes that are not UTF-8 (servers would hand on replacement characters the client never
+  sent) and the NUL character, which PostgreSQL cannot compare with its text;
+- a query parameter the OpenAPI document does not declare for the route, as an unknown body
+  field is (a misspelt filter must not silently widen a list);
+- a parameter that takes one value given twice (which of the two would count?)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from litestar.connection import ASGIConnection
+from litestar.openapi.spec import OpenAPIType
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from app.http.errors import send_error, validation_error
+
+NUL = "\x00"
+# A query parameter's name, and whether it may repeat (an array).
+Declared = dict[str, bool]
+
+
+class QueryCheckMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # By (path template, method); None for a route the document leaves out.
+        self._declared: dict[tuple[str, str], Declared | None] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = list(ASGIConnection(scope).query_params.multi_items())
+            problems = _text_problems(scope, query)
+            if (declared := self._declared_for(scope)) is not None:
+                problems += _parameter_problems(query, declared)
+            if problems:
+                await send_error(validation_error(problems), scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _declared_for(self, scope: Scope) -> Declared | None:
+        key = (scope["path_template"], scope["method"].lower())
+        if key not in self._declared:
+            self._declared[key] = _declared_in_document(scope["app"], *key)
+        return self._declared[key]
+
+
+def _text_problems(scope: Scope, query: list[tuple[str, str]]) -> list[str]:
+    # Some ASGI transports (httpx's) leave the query string on raw_path.
+    raw_path = (scope.get("raw_path") or b"").partition(b"?")[0]
+    raw = {"path": raw_path, "query": scope["query_string"]}
+    problems = [f"{part}: not valid UTF-8" for part, text in raw.items() if not _utf8(text)]
+    if NUL in scope["path"]:
+        problems.append("path: must not contain the NUL character")
+    problems += [
+        f"{name}: must not contain the NUL character"
+        for name, value in query
+        if NUL in name + value
+    ]
+    return problems
+
+
+def _parameter_problems(query: list[tuple[str, str]], declared: Declared) -> list[str]:
+    given = Counter(name for name, _ in query)
+    return [
+        f"{name}: unknown query parameter"
+        if name not in declared
+        else f"{name}: given more than once"
+        for name, times in given.items()
+        if name not in declared or (times > 1 and not declared[name])
+    ]
+
+
+def _declared_in_document(app: Any, path: str, method: str) -> Declared | None:
+    operation = getattr((app.openapi_schema.paths or {}).get(path), method, None)
+    if operation is None:
+        return None
+    return {
+        p.name: getattr(p.schema, "type", None) == OpenAPIType.ARRAY
+        for p in operation.parameters or ()
+        if p.param_in == "query"
+    }
+
+
+def _utf8(percent_encoded: bytes) -> bool:
+    try:
+        unquote_to_bytes(percent_encoded).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
