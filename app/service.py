@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids
 from app.store import event_log
+from app.store.tenant_scope import tenant_connection
 from app.tenants import Principal
 from domain import decide as rules
 from domain.commands import CreateTask, TaskCommand
@@ -72,7 +73,7 @@ async def create_task(
     task_id = ids.new_id()
     now = clock.now()
     new_events = rules.create(command, task_id, now)
-    async with engine.connect() as conn:
+    async with tenant_connection(engine, caller.principal.tenant_id) as conn:
         return await _append(conn, caller, task_id, None, 0, new_events, now, before_commit)
 
 
@@ -107,7 +108,7 @@ async def _attempt(
 ) -> CommandResult:
     # The first attempt reads without a lock; after a lost race the retry locks the row, so
     # it cannot lose again.
-    async with engine.connect() as conn:
+    async with tenant_connection(engine, caller.principal.tenant_id) as conn:
         current = await task_view.load(conn, caller.principal.tenant_id, task_id, lock=lock)
         if current is None:
             raise TaskNotFound(task_id)

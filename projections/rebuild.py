@@ -94,8 +94,11 @@ async def _hold_writers(conn: AsyncConnection, projector: Projector) -> None:
 async def _swap_in(conn: AsyncConnection, projector: Projector) -> None:
     for table in projector.tables:
         index_names = await _index_names(conn, "public", table.name)
+        security = await _row_security(conn, table.name)
         await conn.execute(sa.text(f"DROP TABLE public.{table.name}"))
         await conn.execute(sa.text(f"ALTER TABLE {REBUILD_SCHEMA}.{table.name} SET SCHEMA public"))
+        for statement in security:
+            await conn.execute(sa.text(statement))
         # The copies' indexes got generated names; give them back the migrations' names.
         for definition, name in (await _index_names(conn, "public", table.name)).items():
             wanted = index_names.get(definition)
@@ -113,3 +116,40 @@ async def _index_names(conn: AsyncConnection, schema: str, table: str) -> dict[s
         {"schema": schema, "table": table},
     )
     return {definition: name for name, definition in rows}
+
+
+async def _row_security(conn: AsyncConnection, table: str) -> list[str]:
+    """The statements that give a fresh copy the live table's row-level security, policies
+    and grants, none of which CREATE TABLE … LIKE copies."""
+    enabled = await conn.scalar(
+        sa.text("SELECT relrowsecurity FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+        {"table": f"public.{table}"},
+    )
+    statements = [f"ALTER TABLE public.{table} ENABLE ROW LEVEL SECURITY"] if enabled else []
+    policies = await conn.execute(
+        sa.text(
+            "SELECT policyname, permissive, roles, cmd, qual, with_check FROM pg_policies "
+            "WHERE schemaname = 'public' AND tablename = :table"
+        ),
+        {"table": table},
+    )
+    for name, permissive, roles, command, using, check in policies:
+        statement = (
+            f"CREATE POLICY {name} ON public.{table} AS {permissive} FOR {command} "
+            f"TO {', '.join(roles)}"
+        )
+        statement += f" USING ({using})" if using else ""
+        statement += f" WITH CHECK ({check})" if check else ""
+        statements.append(statement)
+    grants = await conn.execute(
+        sa.text(
+            "SELECT grantee, string_agg(privilege_type, ', ') "
+            "FROM information_schema.role_table_grants "
+            "WHERE table_schema = 'public' AND table_name = :table "
+            "AND grantee <> (SELECT tableowner FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename = :table) GROUP BY grantee"
+        ),
+        {"table": table},
+    )
+    statements += [f"GRANT {rights} ON public.{table} TO {grantee}" for grantee, rights in grants]
+    return statements

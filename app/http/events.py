@@ -19,6 +19,7 @@ from app.http.errors import ERRORS, validation_error
 from app.http.tasks import engine_of
 from app.http.wire import AuditEvent, EventPage
 from app.service import Caller
+from app.store.tenant_scope import tenant_connection
 from projections.log import Checkpoint, read_after
 
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
@@ -61,8 +62,9 @@ class EventController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page")] = 100,
     ) -> EventPage:
         checkpoint = parse_cursor(after)
-        async with engine_of(request).connect() as conn:
-            batch = await read_after(conn, checkpoint, limit, tenant_id=caller.principal.tenant_id)
+        tenant_id = caller.principal.tenant_id
+        async with tenant_connection(engine_of(request), tenant_id) as conn:
+            batch = await read_after(conn, checkpoint, limit, tenant_id=tenant_id)
         if batch:
             checkpoint = Checkpoint(batch[-1].transaction_id, batch[-1].position)
         return EventPage(

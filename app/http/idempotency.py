@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import clock
 from app.http.errors import ApiError, validation_error
 from app.store.tables import idempotency_records
+from app.store.tenant_scope import tenant_connection
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -70,7 +71,7 @@ async def recorded(engine: AsyncEngine, request: IdempotentRequest) -> RecordedR
     """The response recorded for this key within the last 24 hours; 409 if it answered
     another request."""
     r = idempotency_records.c
-    async with engine.connect() as conn:
+    async with tenant_connection(engine, request.tenant_id) as conn:
         row = (
             await conn.execute(
                 sa.select(r.fingerprint, r.status_code, r.body, r.etag).where(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -38,6 +38,7 @@ from app.http.wire import (
 )
 from app.service import Caller
 from app.store import event_log
+from app.store.tenant_scope import tenant_connection
 from domain.commands import (
     CompleteTask,
     CreateTask,
@@ -72,12 +73,12 @@ def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
     return engine
 
 
-@asynccontextmanager
-async def consistent_reads(request: Request[Any, Any, State]) -> AsyncIterator[AsyncConnection]:
-    """A connection whose reads all see one snapshot: rollups, checkpoint and task view agree."""
-    async with engine_of(request).connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        yield conn
+def tenant_reads(
+    request: Request[Any, Any, State], tenant_id: str
+) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A connection confined to the tenant whose reads all see one snapshot: rollups,
+    checkpoint and task view agree."""
+    return tenant_connection(engine_of(request), tenant_id, "REPEATABLE READ")
 
 
 def known_task_id(task_id: str) -> str:
@@ -278,7 +279,7 @@ class TaskController(Controller):
         caller: NamedDependency[Caller],
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
-        async with consistent_reads(request) as conn:
+        async with tenant_reads(request, caller.principal.tenant_id) as conn:
             counts = await figures.task_stats(
                 conn, caller.principal.tenant_id, clock.now(), owner_id
             )
@@ -306,7 +307,7 @@ class TaskController(Controller):
     ) -> TaskAnalytics:
         created_from = parse_time("startDate", start_date)
         created_before = end_of_period("endDate", end_date)
-        async with consistent_reads(request) as conn:
+        async with tenant_reads(request, caller.principal.tenant_id) as conn:
             totals = await figures.task_analytics(
                 conn,
                 caller.principal.tenant_id,
@@ -335,7 +336,7 @@ class TaskController(Controller):
     ) -> Response[Task]:
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
-        async with engine_of(request).connect() as conn:
+        async with tenant_reads(request, tenant_id) as conn:
             if moment is None:
                 found = await task_view.load(conn, tenant_id, task_id)
             else:
@@ -359,7 +360,7 @@ class TaskController(Controller):
     async def task_events(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> list[AuditEvent]:
-        async with engine_of(request).connect() as conn:
+        async with tenant_reads(request, caller.principal.tenant_id) as conn:
             history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
         if not history:
             raise task_not_found()
@@ -455,6 +456,6 @@ class TaskController(Controller):
 async def _page(
     request: Request[Any, Any, State], task_filter: queries.TaskFilter, order: queries.PageRequest
 ) -> TaskPage:
-    async with engine_of(request).connect() as conn:
+    async with tenant_reads(request, task_filter.tenant_id) as conn:
         tasks, total = await queries.list_tasks(conn, task_filter, order)
     return task_page(tasks, total, order.page, order.limit)
