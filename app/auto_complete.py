@@ -44,9 +44,7 @@ async def complete_due_tasks(engine: AsyncEngine) -> int:
             caller = service.Caller(Principal(tenant_id, SYSTEM_ACTOR), uuid.uuid4().hex)
             # Another sweeper or a client may get there first: then there is nothing to do.
             with contextlib.suppress(RuleViolation, service.TaskNotFound):
-                await service.run(
-                    engine, caller, task_id, CompleteTask(outcome=Outcome.AUTO_COMPLETED)
-                )
+                await service.run(engine, caller, task_id, AUTO_COMPLETION)
                 completed += 1
         if len(due) < BATCH:
             return completed
