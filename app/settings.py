@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     request_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
     # Run the projection runners and the auto-complete sweep inside the API process.
     run_projections: bool = True
+    # Serve the benchmark's constant route (bench/), never wanted in production.
+    bench_routes: bool = False
 
 
 ENV_NAMES = {
@@ -31,6 +33,7 @@ ENV_NAMES = {
     "statement_timeout_ms": "TASKS_STATEMENT_TIMEOUT_MS",
     "request_timeout_seconds": "TASKS_REQUEST_TIMEOUT_SECONDS",
     "run_projections": "TASKS_RUN_PROJECTIONS",
+    "bench_routes": "TASKS_BENCH_ROUTES",
 }
 
 

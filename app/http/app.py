@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app.background import run_background
 from app.database import create_engine
+from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
 from app.http.query_check import QueryCheckMiddleware
@@ -56,7 +57,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await work
 
     return Litestar(
-        route_handlers=[TaskController, EventController],
+        route_handlers=[
+            TaskController,
+            EventController,
+            *([constant_task] if settings.bench_routes else []),
+        ],
         lifespan=[database, background],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
