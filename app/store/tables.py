@@ -39,3 +39,12 @@ idempotency_records = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "idempotency_key"),
 )
+
+rate_limit_counts = sa.Table(
+    "rate_limit_counts",
+    metadata,
+    sa.Column("counter", sa.Text, nullable=False),
+    sa.Column("second", sa.BigInteger, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("counter", "second"),
+)
