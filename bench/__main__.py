@@ -1,0 +1,290 @@
+"""`uv run --group bench python -m bench [--quick] [--workers N]`: the benchmark of issue 5.
+
+Creates a throwaway database, loads it with COPY, measures the ceilings, the appends, the
+rebuilds and the API (served by `tasks-api serve` in its own processes, loaded by wrk), and
+prints one table. It asserts nothing: the table says what passed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from app.database import create_engine
+from bench import appends, dataset
+from bench.database import create_tenant, throwaway_database
+from bench.lag import LagResult, projection_lag
+from bench.load import LoadResult, ensure_wrk, run_wrk
+from bench.plan import FULL, QUICK, Plan
+from bench.report import Row, markdown, number, table
+from bench.server import Server
+from projections.rebuild import count_events, rebuild
+from projections.registry import PROJECTORS
+
+MB = 1024 * 1024
+OPEN = ("not_started", "in_progress", "pending")
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
+    parser.add_argument("--workers", type=int, default=2, help="tasks-api serve --workers")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    started = time.monotonic()
+    ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="tasks-bench-") as scratch:
+        rows, load_rows = run(plan, args.workers, Path(scratch))
+    print(f"\n{plan.name} run, {args.workers} worker(s), {time.monotonic() - started:.0f} s\n")
+    print(table(rows))
+    print("\nLoad generator (CPU seconds per second; 1.0 is one core of 2):\n")
+    print(markdown(load_rows))
+
+
+def run(plan: Plan, workers: int, scratch: Path) -> tuple[list[Row], list[tuple[str, ...]]]:
+    with throwaway_database() as url:
+        say(f"database ready; loading {plan.list_tasks:,} + {plan.stats_tasks:,} tasks")
+        lists = create_tenant(url, "bench-lists")
+        stats = create_tenant(url, "bench-stats")
+        lags = create_tenant(url, "bench-lag")
+        tasks = asyncio.run(
+            _load(url, [(lists.tenant_id, plan.list_tasks), (stats.tenant_id, plan.stats_tasks)])
+        )
+        say("loaded; rebuilding every projection")
+        rebuilds = asyncio.run(_rebuild_rates(url))
+        asyncio.run(_analyze(url))
+        say("raw INSERT ceiling, our append, the eventsourcing recorder")
+        raw = asyncio.run(appends.raw_insert_rate(url, plan.connections, plan.ceiling_seconds))
+        ours = asyncio.run(appends.event_store_rate(url, plan.connections, plan.ceiling_seconds))
+        peer = appends.peer_rate(url, plan.connections, plan.ceiling_seconds)
+
+        list_ids = [task_id for task_id, _ in tasks[lists.tenant_id]]
+        open_ids = [task_id for task_id, status in tasks[lists.tenant_id] if status in OPEN]
+        half = len(open_ids) // 2
+        files = {
+            "ids": _write(scratch / "ids", list_ids),
+            "snooze": _write(scratch / "snooze", open_ids[:half]),
+            "complete": _write(scratch / "complete", open_ids[half:]),
+            **{name: _write(scratch / name, paths) for name, paths in _queries().items()},
+        }
+        read_list = {"BENCH_API_KEY": lists.api_key}
+        read_stats = {"BENCH_API_KEY": stats.api_key}
+        threads = {"BENCH_WRK_THREADS": str(plan.wrk_threads)}
+        loads: dict[str, LoadResult] = {}
+        say(f"starting tasks-api serve --workers {workers}")
+        with Server(url, workers, scratch / "server.log") as server:
+
+            def load(name: str, script: str, path: str, env: dict[str, str]) -> None:
+                say(f"wrk: {name}")
+                loads[name] = run_wrk(server, plan, script, path, env)
+
+            load("constant", "constant", "/bench/constant-task", {})
+            load("GET /v1/tasks/:id", "get_task", "/", {**read_list, "BENCH_IDS": files["ids"]})
+            load("list, filters", "query", "/", {**read_list, "BENCH_PATHS": files["filters"]})
+            load("list, search", "query", "/", {**read_list, "BENCH_PATHS": files["search"]})
+            load("stats", "query", "/", {**read_stats, "BENCH_PATHS": files["stats"]})
+            load("analytics", "query", "/", {**read_stats, "BENCH_PATHS": files["analytics"]})
+            load("POST /v1/tasks", "create_task", "/", read_list)
+            load("PATCH /v1/tasks/:id", "patch_task", "/", {**read_list, "BENCH_IDS": files["ids"]})
+            load("snooze", "snooze_task", "/", {**read_list, "BENCH_IDS": files["snooze"]})
+            load(
+                "complete",
+                "complete_task",
+                "/",
+                {**read_list, **threads, "BENCH_IDS": files["complete"]},
+            )
+            say(f"projection lag at {plan.lag_rate:,} commands/s")
+            lag = asyncio.run(
+                projection_lag(
+                    server.port, url, lags.tenant_id, lags.api_key, plan.lag_rate, plan.lag_seconds
+                )
+            )
+            peak_rss = server.peak_worker_rss()
+        say("done; dropping the database")
+    rows = _rows(plan, raw, ours, peer, loads, lag, rebuilds, peak_rss)
+    load_rows = [("figure", "requests", "errors", "wrk CPU", "server CPU")] + [
+        (name, f"{r.requests:,}", f"{r.errors:,}", f"{r.wrk_cpu:.2f}", f"{r.server_cpu:.2f}")
+        for name, r in loads.items()
+    ]
+    return rows, load_rows
+
+
+def _rows(
+    plan: Plan,
+    raw: float,
+    ours: float,
+    peer: float,
+    loads: dict[str, LoadResult],
+    lag: LagResult,
+    rebuilds: dict[str, float],
+    peak_rss: int,
+) -> list[Row]:
+    constant = loads["constant"].requests_per_second
+    rows = [
+        Row(f"raw INSERT commits/s, {plan.connections} connections", number(raw, "/s")),
+        Row("constant task route", number(constant, "req/s")),
+    ]
+
+    def http(
+        name: str, ceiling: tuple[str, float] | None, ratio_min: float | None, p99_max: float | None
+    ) -> Row:
+        result = loads[name]
+        value = (
+            f"{number(result.requests_per_second, 'req/s')}, "
+            f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+        )
+        if result.errors:
+            value += f", {result.errors:,} errors"
+        ratio = None if ceiling is None else result.requests_per_second / ceiling[1]
+        targets, checks = [], []
+        if ratio_min is not None and ratio is not None:
+            targets.append(f"≥ {ratio_min:.2f}x")
+            checks.append(ratio >= ratio_min)
+        if p99_max is not None:
+            targets.append(f"p99 < {p99_max:.0f} ms")
+            checks.append(result.p99_ms < p99_max)
+        checks.append(result.errors == 0 if targets else True)
+        return Row(
+            name,
+            value,
+            "" if ceiling is None else ceiling[0],
+            ratio,
+            ", ".join(targets),
+            all(checks) if targets else None,
+        )
+
+    insert_ceiling = ("raw INSERT", raw)
+    rows += [
+        http("POST /v1/tasks", insert_ceiling, 0.30, 50),
+        http("GET /v1/tasks/:id", ("constant route", constant), 0.40, 50),
+        http("PATCH /v1/tasks/:id", insert_ceiling, None, None),
+        http("snooze", insert_ceiling, None, None),
+        http("complete", insert_ceiling, None, None),
+        http("list, filters", None, None, 25),
+        http("list, search", None, None, 25),
+        http("stats", None, None, 50),
+        http("analytics", None, None, 50),
+    ]
+    rows.append(
+        Row(
+            f"projection lag at {lag.rate:,.0f} commands/s",
+            f"p50 {lag.lag_p50_ms:.0f} ms, p99 {lag.lag_p99_ms:.0f} ms "
+            f"({lag.events_seen:,} events; commands p99 {lag.command_p99_ms:.0f} ms, "
+            f"{lag.failed} failed)",
+            target="p99 < 200 ms",
+            passed=lag.lag_p99_ms < 200 and lag.failed == 0 and lag.events_seen == lag.commands,
+        )
+    )
+    for name, rate in rebuilds.items():
+        rows.append(
+            Row(
+                f"rebuild {name}",
+                number(rate, "events/s"),
+                target="≥ 50,000/s",
+                passed=rate >= 50_000,
+            )
+        )
+    rows.append(
+        Row(
+            "event store append",
+            number(ours, "/s"),
+            f"eventsourcing {number(peer, '/s')}",
+            ours / peer if peer else None,
+            "≥ 2.00x",
+            peer > 0 and ours / peer >= 2,
+        )
+    )
+    rows.append(
+        Row(
+            "peak RSS of a server worker",
+            f"{peak_rss / MB:.0f} MB",
+            target="< 150 MB",
+            passed=0 < peak_rss < 150 * MB,
+        )
+    )
+    return rows
+
+
+async def _load(url: str, sizes: list[tuple[str, int]]) -> dict[str, list[tuple[str, str]]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            tenant: await dataset.load_tenant(conn, tenant, count, seed)
+            for seed, (tenant, count) in enumerate(sizes)
+        }
+    finally:
+        await conn.close()
+
+
+async def _rebuild_rates(url: str) -> dict[str, float]:
+    engine = create_engine(url, pool_size=2)
+    rates = {}
+    try:
+        total = await count_events(engine)
+        for name, projector in PROJECTORS.items():
+            started = time.monotonic()
+            applied = await rebuild(engine, projector, lambda _: None)
+            rates[name] = applied / (time.monotonic() - started)
+            say(f"rebuilt {name}: {applied:,} of {total:,} events at {rates[name]:,.0f}/s")
+    finally:
+        await engine.dispose()
+    return rates
+
+
+async def _analyze(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+def _queries() -> dict[str, list[str]]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    week = (now + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    today = now.isoformat().replace("+00:00", "Z")
+    month_ago = (now - timedelta(days=30)).date().isoformat()
+    return {
+        "filters": [
+            "/v1/tasks?status=in_progress&priority=high&limit=20&page=1",
+            "/v1/tasks?ownerId=agent_007",
+            "/v1/tasks?ownerId=agent_012&status=not_started,in_progress&sort=priority&sortDirection=desc",
+            "/v1/tasks?relatedCustomerId=cust_123",
+            "/v1/tasks?overdue=true&limit=50",
+            f"/v1/tasks?dueAfter={today}&dueBefore={week}",
+            "/v1/tasks?status=completed&sort=updated_at&sortDirection=desc&page=3",
+            "/v1/tasks/customer/cust_77",
+        ],
+        "search": [
+            "/v1/tasks?search=refund",
+            "/v1/tasks?search=customer%201234",
+            "/v1/tasks?search=escalation&status=not_started",
+            "/v1/tasks?search=warranty&ownerId=agent_003",
+            "/v1/tasks?search=no-such-words",
+        ],
+        "stats": ["/v1/tasks/stats", "/v1/tasks/stats?ownerId=agent_005"],
+        "analytics": [
+            "/v1/tasks/analytics",
+            f"/v1/tasks/analytics?startDate={month_ago}",
+            "/v1/tasks/analytics?ownerId=agent_009",
+        ],
+    }
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+if __name__ == "__main__":
+    main()

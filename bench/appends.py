@@ -1,0 +1,114 @@
+"""Commits per second into the event log's shape, at the benchmark's concurrency: raw asyncpg
+single-row INSERTs (the ceiling), our event store's append, and the `eventsourcing` library's
+PostgreSQL recorder (the peer, run in a process of its own by bench.peer). One payload for all:
+a real TASK_CREATED event."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from app.database import create_engine
+from app.ids import new_id
+from app.store import event_log
+from bench.dataset import task_command
+from domain import decide
+from domain.events import TaskEvent
+
+RAW_TABLE = "bench_raw_events"
+METADATA = {"actor": "bench", "requestId": "bench", "correlationId": "bench"}
+
+
+def sample_event() -> TaskEvent:
+    import random
+
+    now = datetime.now(UTC)
+    return decide.create(task_command(random.Random(7), now), new_id(), now)[0]
+
+
+def sample_payload() -> bytes:
+    return msgspec.json.encode(sample_event())
+
+
+async def _for_seconds(
+    concurrency: int, seconds: float, one: Callable[[int], Awaitable[None]]
+) -> float:
+    """Run `one` back to back in `concurrency` tasks for `seconds`; completions per second."""
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await one(index)
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(index) for index in range(concurrency)))
+    return done / (time.monotonic() - started)
+
+
+async def raw_insert_rate(database_url: str, concurrency: int, seconds: float) -> float:
+    """Single-row INSERTs, each its own commit, into a copy of the events table's columns,
+    keys and indexes (no triggers), from one asyncpg connection per worker."""
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(
+        f"CREATE TABLE {RAW_TABLE} (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY "
+        "INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+    )
+    await admin.close()
+    payload = sample_payload().decode()
+    metadata = msgspec.json.encode(METADATA).decode()
+    connections = [await asyncpg.connect(database_url) for _ in range(concurrency)]
+    insert = (
+        f"INSERT INTO {RAW_TABLE} (tenant_id, stream_id, stream_version, event_type, "
+        "payload_version, data, metadata, recorded_at) VALUES ($1, $2, 1, $3, 2, $4, $5, $6)"
+    )
+
+    async def one(index: int) -> None:
+        await connections[index].execute(
+            insert, "raw", new_id(), "TASK_CREATED", payload, metadata, datetime.now(UTC)
+        )
+
+    try:
+        return await _for_seconds(concurrency, seconds, one)
+    finally:
+        for conn in connections:
+            await conn.close()
+
+
+async def event_store_rate(database_url: str, concurrency: int, seconds: float) -> float:
+    """Our event store's append of one event to a new stream, one transaction each."""
+    engine = create_engine(database_url, pool_size=concurrency)
+    event = sample_event()
+
+    async def one(index: int) -> None:
+        async with engine.begin() as conn:
+            await event_log.append(
+                conn, "append", new_id(), 0, [event], METADATA, datetime.now(UTC)
+            )
+
+    try:
+        return await _for_seconds(concurrency, seconds, one)
+    finally:
+        await engine.dispose()
+
+
+def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:
+    """The eventsourcing recorder's rate, measured by bench.peer in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peer", database_url, str(concurrency), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.peer failed:\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,82 @@
+"""A throwaway database on the server of BENCH_DATABASE_URL, migrated and given its tenants by
+the real `tasks-api` commands, and dropped afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from sqlalchemy.engine import make_url
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
+# checked on every request as in production but never refuses one.
+RATE_LIMIT = 1_000_000_000
+
+
+class CreatedTenant(msgspec.Struct, rename="camel"):
+    tenant_id: str
+    api_key: str
+
+
+def tasks_api() -> str:
+    """The `tasks-api` command installed beside this interpreter."""
+    return str(Path(sys.executable).with_name("tasks-api"))
+
+
+def server_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+
+
+def cli(database_url: str, *args: str) -> str:
+    """Run `tasks-api ARGS` on the database as an operator would; its stdout."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = subprocess.run(
+        [tasks_api(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tasks-api {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def create_tenant(database_url: str, name: str) -> CreatedTenant:
+    out = cli(database_url, "tenant", "create", name, "--rate-limit", str(RATE_LIMIT), "--json")
+    return msgspec.json.decode(out.strip().splitlines()[-1], type=CreatedTenant)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new database on the benchmark's server, migrated; dropped when the block ends."""
+    server = make_url(server_url())
+    name = f"tasks_bench_{os.getpid()}"
+    admin = server.render_as_string(hide_password=False)
+    _run_sql(admin, f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        cli(url, "migrate")
+        yield url
+    finally:
+        _run_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_sql(url: str, statement: str) -> None:
+    import asyncio
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
