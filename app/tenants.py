@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -14,6 +15,13 @@ from app.store.tables import api_keys, tenants
 
 TIERS = ("starter", "growth", "enterprise")
 KEY_PREFIX = "tk_"
+# How long a process trusts a live key without asking the database again: a key revoked
+# by another process keeps working there for at most this long.
+KEY_CACHE_SECONDS = 10.0
+KEY_CACHE_MAX = 10_000
+
+# The key's digest -> (until when it is trusted, its principal); live keys only.
+_live_keys: dict[bytes, tuple[float, Principal]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +68,10 @@ async def create_key(conn: AsyncConnection, tenant_id: str) -> IssuedKey:
 
 
 async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
-    """Revoke a key; False when no live key has that id."""
+    """Revoke a key; False when no live key has that id. This process forgets it at once."""
+    for digest, (_, principal) in list(_live_keys.items()):
+        if principal.key_id == key_id:
+            del _live_keys[digest]
     result = await conn.execute(
         api_keys.update()
         .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
@@ -70,7 +81,23 @@ async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
 
 
 async def authenticate(conn: AsyncConnection, api_key: str) -> Principal | None:
-    """The principal a live key belongs to, or None."""
+    """The principal a live key belongs to, or None; a live key's answer is kept for
+    KEY_CACHE_SECONDS, so most requests need no query."""
+    digest, now = hash_key(api_key), time.monotonic()
+    known = _live_keys.get(digest)
+    if known is not None and known[0] > now:
+        return known[1]
+    principal = await _look_up_key(conn, api_key)
+    if principal is None:
+        _live_keys.pop(digest, None)
+        return None
+    if len(_live_keys) >= KEY_CACHE_MAX:
+        _live_keys.clear()
+    _live_keys[digest] = (now + KEY_CACHE_SECONDS, principal)
+    return principal
+
+
+async def _look_up_key(conn: AsyncConnection, api_key: str) -> Principal | None:
     row = (
         await conn.execute(
             sa.select(api_keys.c.tenant_id, api_keys.c.key_id).where(

@@ -61,6 +61,23 @@ async def load(
     return None if row is None else (task_from_row(row), row.version)
 
 
+def _select_by_wire_names() -> str:
+    """The task's columns named as the task's fields are on the wire, so a row converts to
+    a Task in one call."""
+    names = zip(Task.__struct_fields__, Task.__struct_encode_fields__, strict=True)
+    columns = ", ".join(f'{"task_id" if n == "id" else n} AS "{wire}"' for n, wire in names)
+    return f"SELECT version, {columns} FROM task_view WHERE tenant_id = $1 AND task_id = $2"
+
+
+LOAD_ON_DRIVER = _select_by_wire_names()
+
+
+async def load_on_driver(driver: Any, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
+    """`load` on an asyncpg connection (see tenant_driver_connection): the hot read path."""
+    row = await driver.fetchrow(LOAD_ON_DRIVER, tenant_id, task_id)
+    return None if row is None else (msgspec.convert(dict(row), Task), row["version"])
+
+
 async def project(
     conn: AsyncConnection, tenant_id: str, task_id: str, version: int, task: Task | None
 ) -> None:

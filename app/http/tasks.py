@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
@@ -38,7 +38,7 @@ from app.http.wire import (
 )
 from app.service import Caller
 from app.store import event_log
-from app.store.tenant_scope import tenant_connection
+from app.store.tenant_scope import tenant_connection, tenant_driver_connection
 from domain.commands import (
     CompleteTask,
     CreateTask,
@@ -336,10 +336,11 @@ class TaskController(Controller):
     ) -> Response[Task]:
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
-        async with tenant_reads(request, tenant_id) as conn:
-            if moment is None:
-                found = await task_view.load(conn, tenant_id, task_id)
-            else:
+        if moment is None:
+            async with tenant_driver_connection(engine_of(request), tenant_id) as driver:
+                found = await task_view.load_on_driver(driver, tenant_id, task_id)
+        else:
+            async with tenant_reads(request, tenant_id) as conn:
                 history = await log.stream(conn, tenant_id, task_id, until=moment)
                 task = replay_at(history)
                 found = None if task is None else (task, history[-1].version)
@@ -349,7 +350,7 @@ class TaskController(Controller):
         headers = {"ETag": etags.etag(version)}
         if etags.not_modified(request, version):
             return Response(b"", status_code=304, headers=headers)
-        return Response(task, headers=headers)
+        return Response(msgspec.json.encode(task), media_type=MediaType.JSON, headers=headers)
 
     @get(
         "/{task_id:str}/events",

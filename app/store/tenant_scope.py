@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 TENANT_ROLE = "tasks_tenant"
@@ -35,3 +37,37 @@ async def tenant_connection(
             await conn.execution_options(isolation_level=isolation_level)
         await conn.execute(_ENTER, {"role": TENANT_ROLE, "tenant_id": tenant_id})
         yield conn
+
+
+@asynccontextmanager
+async def tenant_driver_connection(
+    engine: AsyncEngine, tenant_id: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """The same confinement on the driver's own (asyncpg) connection, for hot paths where
+    SQLAlchemy's work per statement is a measurable share: one round trip begins the
+    transaction and enters the tenant, one commits. Errors of the connection come out as
+    SQLAlchemy's, as from every other query."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        try:
+            await driver.execute(_begin_as_tenant(tenant_id))
+            try:
+                yield driver
+            except BaseException:
+                if not driver.is_closed():
+                    await driver.execute("ROLLBACK")
+                raise
+            await driver.execute("COMMIT")
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+            await conn.invalidate()
+            raise DBAPIError(None, None, error, connection_invalidated=True) from error
+
+
+def _begin_as_tenant(tenant_id: str) -> str:
+    # One simple-protocol round trip, so no parameters: the id is quoted as a literal.
+    literal = "'" + tenant_id.replace("'", "''") + "'"
+    return (
+        "BEGIN; SELECT set_config('role', '"
+        + TENANT_ROLE
+        + f"', true), set_config('tasks.tenant_id', {literal}, true)"
+    )
