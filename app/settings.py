@@ -22,6 +22,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     run_projections: bool = True
     # Serve the benchmark's constant route (bench/), never wanted in production.
     bench_routes: bool = False
+    # None: count the rate limits in PostgreSQL.
+    redis_url: str | None = None
 
 
 ENV_NAMES = {
@@ -34,6 +36,7 @@ ENV_NAMES = {
     "request_timeout_seconds": "TASKS_REQUEST_TIMEOUT_SECONDS",
     "run_projections": "TASKS_RUN_PROJECTIONS",
     "bench_routes": "TASKS_BENCH_ROUTES",
+    "redis_url": "REDIS_URL",
 }
 
 

@@ -33,10 +33,13 @@ class IssuedKey:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant and the key that authenticated the request."""
+    """Who is calling: the tenant and the key that authenticated the request, with the
+    tenant's tier and the rate limit of its own, if it has one."""
 
     tenant_id: str
     key_id: str
+    tier: str = "starter"
+    rate_limit: int | None = None
 
 
 def hash_key(api_key: str) -> bytes:
@@ -100,12 +103,14 @@ async def authenticate(conn: AsyncConnection, api_key: str) -> Principal | None:
 async def _look_up_key(conn: AsyncConnection, api_key: str) -> Principal | None:
     row = (
         await conn.execute(
-            sa.select(api_keys.c.tenant_id, api_keys.c.key_id).where(
-                api_keys.c.key_hash == hash_key(api_key), api_keys.c.revoked_at.is_(None)
-            )
+            sa.select(api_keys.c.tenant_id, api_keys.c.key_id, tenants.c.tier, tenants.c.rate_limit)
+            .join(tenants, tenants.c.tenant_id == api_keys.c.tenant_id)
+            .where(api_keys.c.key_hash == hash_key(api_key), api_keys.c.revoked_at.is_(None))
         )
     ).first()
-    return None if row is None else Principal(tenant_id=row.tenant_id, key_id=row.key_id)
+    if row is None:
+        return None
+    return Principal(row.tenant_id, row.key_id, row.tier, row.rate_limit)
 
 
 async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:

@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app.background import run_background
 from app.database import create_engine
+from app.http.auth import add_rate_limit_fields
 from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
@@ -21,6 +22,7 @@ from app.http.request_id import RequestIdMiddleware
 from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
 from app.logs import configure_logging
+from app.rate_limits import open_rate_limiter
 from app.settings import Settings, load_settings
 
 
@@ -44,6 +46,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.engine.dispose()
 
     @asynccontextmanager
+    async def rate_limits(app: Litestar) -> AsyncIterator[None]:
+        async with open_rate_limiter(settings.redis_url, app.state.engine) as rate_limiter:
+            app.state.rate_limiter = rate_limiter
+            yield
+
+    @asynccontextmanager
     async def background(app: Litestar) -> AsyncIterator[None]:
         if not settings.run_projections:
             yield
@@ -62,8 +70,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             *([constant_task] if settings.bench_routes else []),
         ],
-        lifespan=[database, background],
+        lifespan=[database, rate_limits, background],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_rate_limit_fields],
         middleware=[
             RequestIdMiddleware,
             DefineMiddleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds),

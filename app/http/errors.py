@@ -48,6 +48,7 @@ ERRORS = {
         (401, "AuthenticationError: missing, unknown or revoked API key"),
         (404, "NotFoundError: no such task for this tenant"),
         (413, "PayloadTooLargeError: a body over 256 KB"),
+        (429, "RateLimitError: over a rate limit; retry after Retry-After"),
         (500, "InternalServerError"),
         (503, "ServiceUnavailableError: the database is unavailable; retry after Retry-After"),
     )

@@ -32,15 +32,9 @@ def upgrade() -> None:
     op.execute("CREATE INDEX rate_limit_counts_second ON rate_limit_counts (second)")
     op.execute(f"""
         CREATE FUNCTION take_rate_limit(
-            counter_key text,
-            quota integer,
-            guard_key text,
-            guard_quota integer,
-            window_seconds integer,
-            at double precision
+            counter_key text, quota integer, window_seconds integer, at double precision
         ) RETURNS TABLE (
             accepted boolean,
-            guarded boolean,
             taken_at double precision,
             counted_seconds bigint[],
             counted_requests integer[]
@@ -55,22 +49,6 @@ def upgrade() -> None:
             -- One clock for every server: the database's, unless a test sets the time.
             taken_at := coalesce(at, extract(epoch FROM clock_timestamp()));
             this_second := floor(taken_at);
-            accepted := false;
-            guarded := false;
-
-            IF guard_key IS NOT NULL THEN
-                SELECT array_agg(c.second ORDER BY c.second),
-                       array_agg(c.requests ORDER BY c.second),
-                       coalesce(sum(c.requests), 0)
-                  INTO counted_seconds, counted_requests, used
-                  FROM rate_limit_counts c
-                 WHERE c.counter = guard_key AND c.second >= this_second - window_seconds;
-                IF used >= guard_quota THEN
-                    guarded := true;
-                    RETURN NEXT;
-                    RETURN;
-                END IF;
-            END IF;
 
             -- Takes from one counter queue here, so that each counts every one before it.
             PERFORM pg_advisory_xact_lock({COUNTER_LOCKS}, hashtext(counter_key));
@@ -80,8 +58,8 @@ def upgrade() -> None:
               INTO counted_seconds, counted_requests, used
               FROM rate_limit_counts c
              WHERE c.counter = counter_key AND c.second >= this_second - window_seconds;
-            IF used < quota THEN
-                accepted := true;
+            accepted := used < quota;
+            IF accepted THEN
                 INSERT INTO rate_limit_counts AS c (counter, second, requests)
                 VALUES (counter_key, this_second, 1)
                 ON CONFLICT (counter, second) DO UPDATE SET requests = c.requests + 1;
@@ -104,7 +82,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        "DROP FUNCTION take_rate_limit(text, integer, text, integer, integer, double precision)"
-    )
+    op.execute("DROP FUNCTION take_rate_limit(text, integer, integer, double precision)")
     op.execute("DROP TABLE rate_limit_counts")
