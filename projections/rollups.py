@@ -216,14 +216,16 @@ async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | N
         for (tenant, task), f in facts.items()
         if f is not None
     ]
-    for part in chunks(live, ROWS_PER_STATEMENT):
-        statement = insert(rollup_tasks).values(list(part))
+    if live:
+        # Parameter sets of one statement (executemany): see task_view._upsert.
+        statement = insert(rollup_tasks)
         changed = {
             name: statement.excluded[name]
             for name in ("owner_id", "status", "priority", "completed_at")
         }
         await conn.execute(
-            statement.on_conflict_do_update(index_elements=["tenant_id", "task_id"], set_=changed)
+            statement.on_conflict_do_update(index_elements=["tenant_id", "task_id"], set_=changed),
+            live,
         )
 
 
@@ -240,18 +242,18 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
         by_table[table_name].append(row)
     for table_name, rows in by_table.items():
         table = ROLLUP_TABLES[table_name]
-        for part in chunks(sorted(rows, key=_row_order), ROWS_PER_STATEMENT):
-            statement = insert(table).values(list(part))
-            added = {
-                name: table.c[name] + statement.excluded[name]
-                for name in ("tasks", "completion_ms")
-                if name in table.c
-            }
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[column.name for column in table.primary_key.columns], set_=added
-                )
-            )
+        statement = insert(table)
+        added = {
+            name: table.c[name] + statement.excluded[name]
+            for name in ("tasks", "completion_ms")
+            if name in table.c
+        }
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[column.name for column in table.primary_key.columns], set_=added
+            ),
+            sorted(rows, key=_row_order),
+        )
         # A bucket that no task counts in any more is dropped, so the tables stay small.
         await conn.execute(
             table.delete().where(
@@ -270,13 +272,14 @@ async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str |
         {"tenant_id": tenant, "owner_id": owner, "owner_name": name}
         for (tenant, owner), name in sorted(names.items())
     ]
-    for part in chunks(rows, ROWS_PER_STATEMENT):
-        statement = insert(owner_names).values(list(part))
+    if rows:
+        statement = insert(owner_names)
         await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["tenant_id", "owner_id"],
                 set_={"owner_name": statement.excluded.owner_name},
-            )
+            ),
+            rows,
         )
 
 

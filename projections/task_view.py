@@ -93,9 +93,12 @@ async def project(
 
 
 async def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    statement = insert(task_view).values(rows)
+    # Rows as parameter sets of one statement (executemany), never as a VALUES list:
+    # SQLAlchemy compiles a statement of many VALUES anew each time, most of a rebuild's time.
+    statement = insert(task_view)
     updates = {name: statement.excluded[name] for name in rows[0] if name not in KEY_COLUMNS}
-    await conn.execute(statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates))
+    upsert = statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates)
+    await conn.execute(upsert, rows)
 
 
 class TaskViewProjector:
