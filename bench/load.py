@@ -48,7 +48,11 @@ def ensure_wrk() -> str:
     found = shutil.which("wrk")
     if found:
         return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    install = ["apt-get", "install", "-y", "-qq", "wrk"]
+    if subprocess.run(install, check=False, capture_output=True).returncode != 0:
+        # A fresh machine may not have read the package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(install, check=True, capture_output=True)
     found = shutil.which("wrk")
     if not found:
         raise RuntimeError("wrk is not installed and apt-get could not install it")

@@ -33,9 +33,9 @@ FULL = Plan(
 QUICK = Plan(
     name="quick",
     list_tasks=5_000,
-    stats_tasks=20_000,
-    seconds=2,
-    ceiling_seconds=2,
+    stats_tasks=10_000,
+    seconds=1,
+    ceiling_seconds=1.5,
     lag_rate=300,
-    lag_seconds=3,
+    lag_seconds=2,
 )
