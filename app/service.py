@@ -139,10 +139,9 @@ async def _append(
     tenant_id = caller.principal.tenant_id
     for event in new_events:
         task = evolve(task, event, now)
-    new_version = await event_log.append(
-        conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now
+    new_version = await event_log.append_and_project(
+        conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now, task
     )
-    await task_view.project(conn, tenant_id, task_id, new_version, task)
     result = CommandResult(task, new_version)
     if before_commit is not None:
         await before_commit(conn, result)

@@ -6,12 +6,13 @@ after a write sees it) and rebuilds (over the folded log).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
@@ -95,10 +96,46 @@ async def project(
 async def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     # Rows as parameter sets of one statement (executemany), never as a VALUES list:
     # SQLAlchemy compiles a statement of many VALUES anew each time, most of a rebuild's time.
+    await conn.execute(_upsert_statement(tuple(rows[0])), rows)
+
+
+@functools.cache
+def _upsert_statement(names: tuple[str, ...]) -> Any:
+    # Built once: naming each excluded column costs more than running the statement.
     statement = insert(task_view)
-    updates = {name: statement.excluded[name] for name in rows[0] if name not in KEY_COLUMNS}
-    upsert = statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates)
-    await conn.execute(upsert, rows)
+    updates = {name: statement.excluded[name] for name in names if name not in KEY_COLUMNS}
+    return statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates)
+
+
+# The view's columns in the order of `row_of`, and which of them hold JSON.
+VIEW_COLUMNS = tuple(column.name for column in written_columns(task_view))
+_JSON_COLUMNS = frozenset(c.name for c in written_columns(task_view) if isinstance(c.type, JSONB))
+
+
+def view_sql(first: int) -> str:
+    """The statement that makes the view hold a task, on the driver's connection, its
+    parameters numbered from `first` and given by `view_parameters`."""
+    values = ", ".join(
+        f"${first + i}::text::jsonb" if name in _JSON_COLUMNS else f"${first + i}"
+        for i, name in enumerate(VIEW_COLUMNS)
+    )
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in VIEW_COLUMNS[2:])
+    return (
+        f"INSERT INTO task_view ({', '.join(VIEW_COLUMNS)}) VALUES ({values}) "
+        f"ON CONFLICT (tenant_id, task_id) DO UPDATE SET {updates}"
+    )
+
+
+def view_parameters(tenant_id: str, version: int, task: Task) -> list[Any]:
+    row = row_of(tenant_id, version, task)
+    return [
+        None
+        if (value := row[name]) is None
+        else msgspec.json.encode(value).decode()
+        if name in _JSON_COLUMNS
+        else value
+        for name in VIEW_COLUMNS
+    ]
 
 
 class TaskViewProjector:

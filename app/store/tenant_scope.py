@@ -47,20 +47,27 @@ async def tenant_driver_connection(
     SQLAlchemy's work per statement is a measurable share: one round trip begins the
     transaction and enters the tenant, one commits. Errors of the connection come out as
     SQLAlchemy's, as from every other query."""
-    async with engine.connect() as conn:
+    async with engine.connect() as conn, driver_errors(conn):
         driver = (await conn.get_raw_connection()).driver_connection
+        await driver.execute(_begin_as_tenant(tenant_id))
         try:
-            await driver.execute(_begin_as_tenant(tenant_id))
-            try:
-                yield driver
-            except BaseException:
-                if not driver.is_closed():
-                    await driver.execute("ROLLBACK")
-                raise
-            await driver.execute("COMMIT")
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
-            await conn.invalidate()
-            raise DBAPIError(None, None, error, connection_invalidated=True) from error
+            yield driver
+        except BaseException:
+            if not driver.is_closed():
+                await driver.execute("ROLLBACK")
+            raise
+        await driver.execute("COMMIT")
+
+
+@asynccontextmanager
+async def driver_errors(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A lost connection met on the driver's own connection comes out as SQLAlchemy's
+    error for it, and the connection is not pooled again."""
+    try:
+        yield
+    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+        await conn.invalidate()
+        raise DBAPIError(None, None, error, connection_invalidated=True) from error
 
 
 def _begin_as_tenant(tenant_id: str) -> str:
