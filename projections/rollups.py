@@ -27,7 +27,7 @@ from domain.events import (
 )
 from domain.task import Status
 from projections.log import RecordedEvent
-from projections.projector import Rows, chunks, comparable
+from projections.projector import Rows, comparable, keyed_by, task_keys
 from projections.tables import (
     completions_by_day,
     owner_names,
@@ -37,7 +37,6 @@ from projections.tables import (
 )
 
 UNOWNED = ""  # the owner_id of tasks without an owner
-ROWS_PER_STATEMENT = 2000
 
 TaskKey = tuple[str, str]  # (tenant_id, task_id)
 # (table name, key columns' values) -> [tasks, completion_ms]
@@ -187,22 +186,24 @@ class RollupProjector:
 
 
 async def load_facts(conn: AsyncConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
-    facts: dict[TaskKey, TaskFacts | None] = {}
-    c = rollup_tasks.c
-    for part in chunks(keys, ROWS_PER_STATEMENT):
-        query = sa.select(rollup_tasks).where(sa.tuple_(c.tenant_id, c.task_id).in_(part))
-        for row in await conn.execute(query):
-            facts[(row.tenant_id, row.task_id)] = TaskFacts(
-                row.owner_id, row.status, row.priority, row.created_at, row.completed_at
-            )
-    return facts
+    c, pairs = rollup_tasks.c, task_keys(keys)
+    query = sa.select(rollup_tasks).join_from(
+        rollup_tasks,
+        pairs,
+        sa.and_(c.tenant_id == pairs.c.tenant_id, c.task_id == pairs.c.task_id),
+    )
+    return {
+        (row.tenant_id, row.task_id): TaskFacts(
+            row.owner_id, row.status, row.priority, row.created_at, row.completed_at
+        )
+        for row in await conn.execute(query)
+    }
 
 
 async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | None]) -> None:
-    c = rollup_tasks.c
     gone = [key for key, value in facts.items() if value is None]
-    for part in chunks(gone, ROWS_PER_STATEMENT):
-        await conn.execute(rollup_tasks.delete().where(sa.tuple_(c.tenant_id, c.task_id).in_(part)))
+    if gone:
+        await conn.execute(rollup_tasks.delete().where(keyed_by(rollup_tasks, gone)))
     live = [
         {
             "tenant_id": tenant,

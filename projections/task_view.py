@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.evolve import evolve
 from domain.task import Task
 from projections.log import RecordedEvent
-from projections.projector import Rows, chunks, comparable, written_columns
+from projections.projector import (
+    Rows,
+    chunks,
+    comparable,
+    keyed_by,
+    task_keys,
+    written_columns,
+)
 from projections.tables import task_view
 
 ROWS_PER_STATEMENT = 500
@@ -148,11 +155,8 @@ class TaskViewProjector:
         keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
         states = _fold_into(await _load_many(conn, keys), batch)
         gone = [key for key, (task, _) in states.items() if task is None]
-        c = task_view.c
-        for part in chunks(gone, ROWS_PER_STATEMENT):
-            await conn.execute(
-                task_view.delete().where(sa.tuple_(c.tenant_id, c.task_id).in_(part))
-            )
+        if gone:
+            await conn.execute(task_view.delete().where(keyed_by(task_view, gone)))
         rows = [
             row_of(tenant, version, task)
             for (tenant, _), (task, version) in states.items()
@@ -185,12 +189,11 @@ def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:
 
 
 async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> States:
-    c = task_view.c
-    found: States = {}
-    for part in chunks(keys, ROWS_PER_STATEMENT):
-        query = sa.select(c.tenant_id, *TASK_COLUMNS).where(
-            sa.tuple_(c.tenant_id, c.task_id).in_(part)
-        )
-        for row in await conn.execute(query):
-            found[(row.tenant_id, row.id)] = (task_from_row(row), row.version)
-    return found
+    c, pairs = task_view.c, task_keys(keys)
+    query = sa.select(c.tenant_id, *TASK_COLUMNS).join_from(
+        task_view, pairs, sa.and_(c.tenant_id == pairs.c.tenant_id, c.task_id == pairs.c.task_id)
+    )
+    return {
+        (row.tenant_id, row.id): (task_from_row(row), row.version)
+        for row in await conn.execute(query)
+    }
