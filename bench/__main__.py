@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ import asyncpg
 from app.database import create_engine
 from bench import appends, dataset
 from bench.database import create_tenant, throwaway_database
+from bench.explain import explain_reads
 from bench.lag import LagResult, projection_lag
 from bench.load import LoadResult, ensure_wrk, run_wrk
 from bench.plan import FULL, QUICK, Plan
@@ -39,19 +41,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
     parser.add_argument("--workers", type=int, default=2, help="tasks-api serve --workers")
+    parser.add_argument(
+        "--explain", type=Path, help="write EXPLAIN ANALYZE of the list and figure reads here"
+    )
     args = parser.parse_args()
+    # A stopped run still drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
     ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="tasks-bench-") as scratch:
-        rows, load_rows = run(plan, args.workers, Path(scratch))
+        rows, load_rows = run(plan, args.workers, Path(scratch), args.explain)
     print(f"\n{plan.name} run, {args.workers} worker(s), {time.monotonic() - started:.0f} s\n")
     print(table(rows))
     print("\nLoad generator (CPU seconds per second; 1.0 is one core of 2):\n")
     print(markdown(load_rows))
 
 
-def run(plan: Plan, workers: int, scratch: Path) -> tuple[list[Row], list[tuple[str, ...]]]:
+def run(
+    plan: Plan, workers: int, scratch: Path, explain: Path | None
+) -> tuple[list[Row], list[tuple[str, ...]]]:
     with throwaway_database() as url:
         say(f"database ready; loading {plan.list_tasks:,} + {plan.stats_tasks:,} tasks")
         lists = create_tenant(url, "bench-lists")
@@ -63,6 +72,9 @@ def run(plan: Plan, workers: int, scratch: Path) -> tuple[list[Row], list[tuple[
         say("loaded; rebuilding every projection")
         rebuilds = asyncio.run(_rebuild_rates(url))
         asyncio.run(_analyze(url))
+        if explain is not None:
+            say(f"EXPLAIN ANALYZE of the reads into {explain}")
+            explain.write_text(asyncio.run(explain_reads(url, lists.tenant_id, stats.tenant_id)))
         say("raw INSERT ceiling, our append, the eventsourcing recorder")
         raw = asyncio.run(appends.raw_insert_rate(url, plan.connections, plan.ceiling_seconds))
         ours = asyncio.run(appends.event_store_rate(url, plan.connections, plan.ceiling_seconds))

@@ -49,6 +49,9 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
             break
     async with engine.begin() as conn:
         await _build_indexes(conn, deferred)
+        # The fresh tables arrive with no statistics: the planner must not guess at them.
+        for table in projector.tables:
+            await conn.execute(sa.text(f"ANALYZE {REBUILD_SCHEMA}.{table.name}"))
     async with engine.begin() as conn:
         await _hold_writers(conn, projector)
         while True:
