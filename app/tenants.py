@@ -15,13 +15,19 @@ from app.store.tables import api_keys, tenants
 
 TIERS = ("starter", "growth", "enterprise")
 KEY_PREFIX = "tk_"
-# How long a process trusts a live key without asking the database again: a key revoked
-# by another process keeps working there for at most this long.
+# How long a process trusts a live key without asking the database again. A revocation is
+# heard at once (app/revocations.py); the bound only limits what a lost notice could cost.
 KEY_CACHE_SECONDS = 10.0
 KEY_CACHE_MAX = 10_000
+# Notified with the key id when a revocation commits.
+REVOCATION_CHANNEL = "api_key_revoked"
 
 # The key's digest -> (until when it is trusted, its principal); live keys only.
 _live_keys: dict[bytes, tuple[float, Principal]] = {}
+# Cached keys are trusted only while this process hears every revocation.
+_hearing_revocations = False
+# Counts revocations heard (and changes of hearing), so a lookup they overtook is not cached.
+_revocations_heard = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,29 +77,49 @@ async def create_key(conn: AsyncConnection, tenant_id: str) -> IssuedKey:
 
 
 async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
-    """Revoke a key; False when no live key has that id. This process forgets it at once."""
-    for digest, (_, principal) in list(_live_keys.items()):
-        if principal.key_id == key_id:
-            del _live_keys[digest]
+    """Revoke a key; False when no live key has that id. Every API process forgets it as
+    the transaction commits."""
+    forget_key(key_id)
     result = await conn.execute(
         api_keys.update()
         .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
+    await conn.execute(sa.select(sa.func.pg_notify(REVOCATION_CHANNEL, key_id)))
     return result.rowcount == 1
 
 
+def forget_key(key_id: str) -> None:
+    global _revocations_heard
+    _revocations_heard += 1
+    for digest, (_, principal) in list(_live_keys.items()):
+        if principal.key_id == key_id:
+            del _live_keys[digest]
+
+
+def hear_revocations(hearing: bool) -> None:
+    """Whether this process now hears every revocation. Either way what it cached before
+    is forgotten: a revocation may have gone unheard in between."""
+    global _hearing_revocations, _revocations_heard
+    _hearing_revocations = hearing
+    _revocations_heard += 1
+    _live_keys.clear()
+
+
 async def authenticate(conn: AsyncConnection, api_key: str) -> Principal | None:
-    """The principal a live key belongs to, or None; a live key's answer is kept for
-    KEY_CACHE_SECONDS, so most requests need no query."""
+    """The principal a live key belongs to, or None. While revocations are heard, a live
+    key's answer is kept for KEY_CACHE_SECONDS, so most requests need no query."""
     digest, now = hash_key(api_key), time.monotonic()
     known = _live_keys.get(digest)
     if known is not None and known[0] > now:
         return known[1]
+    revocations_before = _revocations_heard
     principal = await _look_up_key(conn, api_key)
     if principal is None:
         _live_keys.pop(digest, None)
         return None
+    if not _hearing_revocations or _revocations_heard != revocations_before:
+        return principal
     if len(_live_keys) >= KEY_CACHE_MAX:
         _live_keys.clear()
     _live_keys[digest] = (now + KEY_CACHE_SECONDS, principal)

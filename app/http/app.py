@@ -23,6 +23,7 @@ from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
 from app.logs import configure_logging
 from app.rate_limits import open_rate_limiter
+from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
 
 
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             statement_timeout_ms=settings.statement_timeout_ms,
         )
         try:
-            yield
+            async with hearing_revocations(app.state.engine):
+                yield
         finally:
             await app.state.engine.dispose()
 

@@ -1,0 +1,87 @@
+"""A revoked key is refused from then on, by every server process, though each keeps the live
+keys it looked up: revocations are heard as they commit, and unheard ones are never risked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import tenants
+from app.store.tables import api_keys
+from tests.conftest import new_tenant
+from tests.fault.served_api import ServedApi
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[ServedApi]:
+    api = ServedApi(database_url, tmp_path / "server.log", workers=2, TASKS_RUN_PROJECTIONS="false")
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+async def test_a_key_revoked_by_the_cli_is_refused_at_once_by_every_worker(
+    engine: AsyncEngine, served: ServedApi, database_url: str
+) -> None:
+    tenant = await new_tenant(engine, "revoked")
+    async with httpx.AsyncClient(base_url=served.url, headers=tenant.headers) as client:
+        # Enough requests that both workers have looked the key up and keep it.
+        for _ in range(20):
+            assert (await client.get("/v1/tasks")).status_code == 200
+        subprocess.run(
+            [str(Path(sys.executable).with_name("tasks-api")), "key", "revoke", tenant.key_id],
+            env={**os.environ, "DATABASE_URL": database_url},
+            check=True,
+            capture_output=True,
+        )
+        answers = [(await client.get("/v1/tasks")).status_code for _ in range(20)]
+    assert answers == [401] * 20
+
+
+async def test_a_process_that_cannot_hear_revocations_trusts_no_cached_key(
+    engine: AsyncEngine,
+) -> None:
+    tenant = await new_tenant(engine, "unheard")
+    tenants.hear_revocations(False)
+    async with engine.connect() as conn:
+        assert await tenants.authenticate(conn, tenant.api_key) is not None
+        # Revoked behind the process's back, with no notice.
+        await conn.execute(
+            api_keys.update()
+            .where(api_keys.c.key_id == tenant.key_id)
+            .values(revoked_at=sa.func.now())
+        )
+        await conn.commit()
+        assert await tenants.authenticate(conn, tenant.api_key) is None
+
+
+async def test_a_process_that_hears_revocations_keeps_live_keys(engine: AsyncEngine) -> None:
+    tenant = await new_tenant(engine, "heard")
+    tenants.hear_revocations(True)
+    try:
+        async with engine.connect() as conn:
+            assert await tenants.authenticate(conn, tenant.api_key) is not None
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == tenant.key_id)
+                .values(revoked_at=sa.func.now())
+            )
+            await conn.commit()
+            # Without the notice the revocation is not heard: the key is still kept.
+            assert await tenants.authenticate(conn, tenant.api_key) is not None
+            tenants.forget_key(tenant.key_id)
+            assert await tenants.authenticate(conn, tenant.api_key) is None
+    finally:
+        tenants.hear_revocations(False)
