@@ -30,7 +30,13 @@ from app import clock, tenants
 from app.database import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import upgrade_to_head
-from app.settings import ENV_NAMES, Settings, SettingsError, load_settings
+from app.settings import (
+    ENV_NAMES,
+    Settings,
+    SettingsError,
+    effective_configuration,
+    load_settings,
+)
 from domain.commands import as_utc
 from projections.projector import Projector
 from projections.registry import PROJECTORS
@@ -38,7 +44,6 @@ from projections.registry import PROJECTORS
 T = TypeVar("T")
 
 APP_FACTORY = "app.http.app:create_app"
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEMO_TENANT = "demo"
 UNDEFINED_TABLE = "42P01"
 
@@ -102,6 +107,20 @@ def migrate() -> None:
 
 
 @main.group()
+@main.command()
+def config() -> None:
+    """Print the effective configuration: each variable, its value (passwords masked) and
+    where it came from (default, .env or environment); exit 2 naming a bad value."""
+    try:
+        settings = effective_configuration()
+    except SettingsError as error:
+        raise BadSetting(str(error)) from None
+    names = max(len(setting.variable) for setting in settings)
+    values = max(len(setting.shown) for setting in settings)
+    for setting in settings:
+        click.echo(f"{setting.variable:<{names}}  {setting.shown:<{values}}  {setting.source}")
+
+
 def tenant() -> None:
     """Manage tenants."""
 
@@ -325,14 +344,9 @@ def _stderr_console() -> Any:
 
 def _settings() -> Settings:
     try:
-        settings = load_settings()
+        return load_settings()
     except SettingsError as error:
         raise BadSetting(str(error)) from None
-    if settings.log_level.lower() not in LOG_LEVELS:
-        raise BadSetting(
-            f"invalid setting: {ENV_NAMES['log_level']} must be one of {', '.join(LOG_LEVELS)}"
-        )
-    return settings
 
 
 @contextlib.contextmanager

@@ -1,12 +1,30 @@
-"""Every setting, read from the environment, validated once."""
+"""Every setting, read from the environment and a `.env` file, validated once.
+
+A variable set in the environment wins over the same one in `.env` (in the working directory);
+an empty value counts as unset. A bad value is refused at start, naming its variable."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
+from dotenv import dotenv_values
 from msgspec import Meta
+
+ENV_FILE = Path(".env")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# The URL schemes each server's setting accepts.
+URL_SCHEMES = {
+    "database_url": ("postgresql", "postgresql+asyncpg"),
+    "redis_url": ("redis", "rediss", "unix"),
+}
+MASK = "***"
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -44,17 +62,103 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the environment; a bad value names its variable."""
-    environ = dict(os.environ if environ is None else environ)
-    values = {field: environ[name] for field, name in ENV_NAMES.items() if environ.get(name)}
-    try:
-        return msgspec.convert(values, Settings, strict=False)
-    except msgspec.ValidationError as error:
-        raise SettingsError(_name_variable(str(error))) from error
+class Source(StrEnum):
+    DEFAULT = "default"
+    ENV_FILE = ".env"
+    ENVIRONMENT = "environment"
 
 
-def _name_variable(message: str) -> str:
+@dataclass(frozen=True)
+class Configured:
+    """One setting as the service runs with it, passwords masked, and where it came from."""
+
+    variable: str
+    shown: str
+    source: Source
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE
+) -> Settings:
+    """Settings from the environment and `env_file`; a bad value names its variable."""
+    given = _given(os.environ if environ is None else environ, env_file)
+    return _settings({field: value for field, (value, _) in given.items()})
+
+
+def effective_configuration(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE
+) -> list[Configured]:
+    """Every setting, validated, with its value and its source."""
+    given = _given(os.environ if environ is None else environ, env_file)
+    settings = _settings({field: value for field, (value, _) in given.items()})
+    return [
+        Configured(
+            name, _shown(field, getattr(settings, field)), given.get(field, ("", Source.DEFAULT))[1]
+        )
+        for field, name in ENV_NAMES.items()
+    ]
+
+
+def mask_password(url: str) -> str:
+    """The URL with its password, in the authority or the query, replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        credentials, _, host = netloc.rpartition("@")
+        netloc = f"{credentials.split(':', 1)[0]}:{MASK}@{host}"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        masked = [(key, MASK if key == "password" else value) for key, value in query]
+        parts = parts._replace(query=urlencode(masked, safe="*/"))
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _shown(field: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return mask_password(value) if field in URL_SCHEMES else str(value)
+
+
+def _given(environ: Mapping[str, str], env_file: Path | None) -> dict[str, tuple[str, Source]]:
+    """The text of each setting that has one, by field, and where it was found."""
+    from_file = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+    given = {}
     for field, name in ENV_NAMES.items():
-        message = message.replace(f"$.{field}", name)
-    return f"invalid setting: {message}"
+        if environ.get(name):
+            given[field] = (environ[name], Source.ENVIRONMENT)
+        elif value := from_file.get(name):
+            given[field] = (value, Source.ENV_FILE)
+    return given
+
+
+def _settings(values: dict[str, str]) -> Settings:
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise _not_converted(str(error), values) from error
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise SettingsError(
+            f"invalid setting: {ENV_NAMES['log_level']}={settings.log_level!r}: "
+            f"must be one of {', '.join(LOG_LEVELS)}"
+        )
+    for field, schemes in URL_SCHEMES.items():
+        url = getattr(settings, field)
+        # The URL itself is not repeated: it may carry a password.
+        if url is not None and (scheme := urlsplit(url).scheme) not in schemes:
+            starts = f"it starts {scheme}://" if scheme else "it has no scheme"
+            raise SettingsError(
+                f"invalid setting: {ENV_NAMES[field]}: must be a URL starting "
+                f"{' or '.join(f'{wanted}://' for wanted in schemes)} ({starts})"
+            )
+    return settings
+
+
+def _not_converted(message: str, values: dict[str, str]) -> SettingsError:
+    """msgspec's message, led by the variable's name and the value it was given."""
+    problem, _, path = message.partition(" - at `$.")
+    field = path.rstrip("`")
+    if field not in ENV_NAMES:
+        return SettingsError(f"invalid setting: {message}")
+    return SettingsError(f"invalid setting: {ENV_NAMES[field]}={values.get(field)!r}: {problem}")

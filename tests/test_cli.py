@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from app import tenants
 from app.cli import main
 from app.database import create_engine
+from app.settings import ENV_NAMES, mask_password
 
 
 def run(args: list[str], env: dict[str, str | None]) -> Result:
@@ -128,7 +129,16 @@ def test_migrate_on_a_migrated_database_changes_nothing(env: dict[str, str | Non
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("TASKS_DB_POOL_SIZE", "ten"), ("TASKS_LOG_LEVEL", "loud")]
+    ("variable", "value"),
+    [
+        ("TASKS_DB_POOL_SIZE", "ten"),
+        ("TASKS_DB_POOL_SIZE", "0"),
+        ("TASKS_LOG_LEVEL", "loud"),
+        ("TASKS_SHUTDOWN_TIMEOUT_SECONDS", "-1"),
+        ("TASKS_RUN_PROJECTIONS", "maybe"),
+        ("DATABASE_URL", "mysql://app:s3cret@db/tasks"),
+        ("REDIS_URL", "http://cache:6379"),
+    ],
 )
 def test_a_bad_setting_exits_2_naming_the_variable(
     env: dict[str, str | None], variable: str, value: str
@@ -136,9 +146,79 @@ def test_a_bad_setting_exits_2_naming_the_variable(
     result = run(["tenant", "create", "acme", "--json"], {**env, variable: value})
 
     assert result.exit_code == 2
-    assert variable in result.stderr
+    assert f"invalid setting: {variable}" in result.stderr
+    assert "s3cret" not in result.output
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def config_lines(result: Result) -> dict[str, list[str]]:
+    """Each printed variable's value and source."""
+    return {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+
+
+def test_config_prints_every_setting_with_its_value_and_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(".env").write_text("TASKS_LOG_LEVEL=debug\nTASKS_DB_POOL_SIZE=3\n")
+    env: dict[str, str | None] = {variable: None for variable in ENV_NAMES.values()}
+
+    result = run(["config"], {**env, "TASKS_DB_POOL_SIZE": "5"})
+
+    assert result.exit_code == 0, result.output
+    printed = config_lines(result)
+    assert set(printed) == set(ENV_NAMES.values())
+    assert printed["TASKS_DB_POOL_SIZE"] == ["5", "environment"]  # the environment wins
+    assert printed["TASKS_LOG_LEVEL"] == ["debug", ".env"]
+    assert printed["TASKS_SHUTDOWN_TIMEOUT_SECONDS"] == ["20.0", "default"]
+    assert printed["DATABASE_URL"] == ["-", "default"]
+
+
+def test_config_masks_the_passwords_of_the_server_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(".env").write_text("REDIS_URL=rediss://:cache-s3cret@cache:6380/0\n")
+
+    result = run(["config"], {"DATABASE_URL": "postgresql://app:db-s3cret@db:5432/tasks"})
+
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    printed = config_lines(result)
+    assert printed["DATABASE_URL"] == ["postgresql://app:***@db:5432/tasks", "environment"]
+    assert printed["REDIS_URL"] == ["rediss://:***@cache:6380/0", ".env"]
+
+
+def test_config_refuses_a_bad_value_from_the_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(".env").write_text("TASKS_STATEMENT_TIMEOUT_MS=soon\n")
+
+    result = run(["config"], {"TASKS_STATEMENT_TIMEOUT_MS": None})
+
+    assert result.exit_code == 2
+    assert "TASKS_STATEMENT_TIMEOUT_MS='soon'" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:p%40ss@db/tasks", "postgresql://app:***@db/tasks"),
+        ("postgresql+asyncpg://app@db/tasks?password=pw&ssl=on", None),
+        ("postgresql://db/tasks", "postgresql://db/tasks"),
+    ],
+)
+def test_a_password_in_a_url_is_masked_wherever_it_is(url: str, shown: str | None) -> None:
+    masked = mask_password(url)
+
+    assert "pw" not in masked and "ss@" not in masked
+    if shown is not None:
+        assert masked == shown
+    else:
+        assert "password=***" in masked and "ssl=on" in masked
 
 
 def test_without_database_url_the_embedded_server_is_started_and_reused(tmp_path: Path) -> None:
