@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import (
@@ -27,7 +26,7 @@ from domain.events import (
 )
 from domain.task import Status
 from projections.log import RecordedEvent
-from projections.projector import Rows, comparable, keyed_by, task_keys
+from projections.projector import Rows, comparable, keyed_by, task_keys, upsert_rows
 from projections.tables import (
     completions_by_day,
     owner_names,
@@ -205,84 +204,66 @@ async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | N
     if gone:
         await conn.execute(rollup_tasks.delete().where(keyed_by(rollup_tasks, gone)))
     live = [
-        {
-            "tenant_id": tenant,
-            "task_id": task,
-            "owner_id": f.owner_id,
-            "status": f.status,
-            "priority": f.priority,
-            "created_at": f.created_at,
-            "completed_at": f.completed_at,
-        }
+        (tenant, task, f.owner_id, f.status, f.priority, f.created_at, f.completed_at)
         for (tenant, task), f in facts.items()
         if f is not None
     ]
-    if live:
-        # Parameter sets of one statement (executemany): see task_view._upsert.
-        statement = insert(rollup_tasks)
-        changed = {
-            name: statement.excluded[name]
-            for name in ("owner_id", "status", "priority", "completed_at")
-        }
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=["tenant_id", "task_id"], set_=changed),
-            live,
-        )
+    await upsert_rows(conn, rollup_tasks, FACT_COLUMNS, live, FACTS_CHANGED)
 
 
 async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
-    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for (table_name, key), (tasks, ms) in deltas.items():
         if tasks == 0 and ms == 0:
             continue
-        table = ROLLUP_TABLES[table_name]
-        key_columns = [column.name for column in table.primary_key.columns]
-        row = dict(zip(key_columns, key, strict=True), tasks=tasks)
-        if "completion_ms" in table.c:
-            row["completion_ms"] = ms
-        by_table[table_name].append(row)
+        with_ms = "completion_ms" in ROLLUP_TABLES[table_name].c
+        by_table[table_name].append((*key, tasks, ms) if with_ms else (*key, tasks))
     for table_name, rows in by_table.items():
         table = ROLLUP_TABLES[table_name]
-        statement = insert(table)
-        added = {
-            name: table.c[name] + statement.excluded[name]
-            for name in ("tasks", "completion_ms")
-            if name in table.c
-        }
-        await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[column.name for column in table.primary_key.columns], set_=added
-            ),
-            sorted(rows, key=_row_order),
+        keys = tuple(column.name for column in table.primary_key.columns)
+        counts = ("tasks", "completion_ms") if "completion_ms" in table.c else ("tasks",)
+        # Rows upserted in key order: concurrent writers never deadlock on each other's rows.
+        emptied = await upsert_rows(
+            conn,
+            table,
+            keys + counts,
+            sorted(rows),
+            ", ".join(f"{name} = t.{name} + EXCLUDED.{name}" for name in counts),
+            returning=f"{', '.join(keys)}, tasks",
         )
         # A bucket that no task counts in any more is dropped, so the tables stay small.
-        await conn.execute(
-            table.delete().where(
-                table.c.tasks == 0, table.c.tenant_id.in_({row["tenant_id"] for row in rows})
+        if gone := [tuple(row)[:-1] for row in emptied if row["tasks"] == 0]:
+            await conn.execute(
+                table.delete().where(
+                    table.c.tasks == 0,
+                    sa.tuple_(*(table.c[name] for name in keys)).in_(gone),
+                )
             )
-        )
-
-
-def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
-    # Rows upserted in key order: concurrent writers never deadlock on each other's rows.
-    return tuple(str(value) for value in row.values())
 
 
 async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str | None]) -> None:
-    rows = [
-        {"tenant_id": tenant, "owner_id": owner, "owner_name": name}
-        for (tenant, owner), name in sorted(names.items())
-    ]
-    if rows:
-        statement = insert(owner_names)
-        await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant_id", "owner_id"],
-                set_={"owner_name": statement.excluded.owner_name},
-            ),
-            rows,
-        )
+    rows = [(tenant, owner, name) for (tenant, owner), name in sorted(names.items())]
+    await upsert_rows(
+        conn,
+        owner_names,
+        ("tenant_id", "owner_id", "owner_name"),
+        rows,
+        "owner_name = EXCLUDED.owner_name",
+    )
 
+
+FACT_COLUMNS = (
+    "tenant_id",
+    "task_id",
+    "owner_id",
+    "status",
+    "priority",
+    "created_at",
+    "completed_at",
+)
+FACTS_CHANGED = ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in ("owner_id", "status", "priority", "completed_at")
+)
 
 ROLLUP_TABLES = {
     table.name: table for table in (task_totals, tasks_by_created_day, completions_by_day)

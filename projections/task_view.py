@@ -6,13 +6,12 @@ after a write sees it) and rebuilds (over the folded log).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
@@ -20,17 +19,14 @@ from domain.task import Task
 from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
-    chunks,
     comparable,
     keyed_by,
     task_keys,
+    upsert_rows,
     written_columns,
 )
 from projections.tables import task_view
 
-ROWS_PER_STATEMENT = 500
-
-KEY_COLUMNS = ("tenant_id", "task_id")
 TASK_COLUMNS = [
     task_view.c.task_id.label("id"),
     *(
@@ -86,37 +82,12 @@ async def load_on_driver(driver: Any, tenant_id: str, task_id: str) -> tuple[Tas
     return None if row is None else (msgspec.convert(dict(row), Task), row["version"])
 
 
-async def project(
-    conn: AsyncConnection, tenant_id: str, task_id: str, version: int, task: Task | None
-) -> None:
-    """Make the view hold `task` at `version`; None removes a deleted task."""
-    if task is None:
-        await conn.execute(
-            task_view.delete().where(
-                task_view.c.tenant_id == tenant_id, task_view.c.task_id == task_id
-            )
-        )
-        return
-    await _upsert(conn, [row_of(tenant_id, version, task)])
-
-
-async def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    # Rows as parameter sets of one statement (executemany), never as a VALUES list:
-    # SQLAlchemy compiles a statement of many VALUES anew each time, most of a rebuild's time.
-    await conn.execute(_upsert_statement(tuple(rows[0])), rows)
-
-
-@functools.cache
-def _upsert_statement(names: tuple[str, ...]) -> Any:
-    # Built once: naming each excluded column costs more than running the statement.
-    statement = insert(task_view)
-    updates = {name: statement.excluded[name] for name in names if name not in KEY_COLUMNS}
-    return statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=updates)
-
-
 # The view's columns in the order of `row_of`, and which of them hold JSON.
 VIEW_COLUMNS = tuple(column.name for column in written_columns(task_view))
 _JSON_COLUMNS = frozenset(c.name for c in written_columns(task_view) if isinstance(c.type, JSONB))
+
+
+_REPLACE_ALL = ", ".join(f"{name} = EXCLUDED.{name}" for name in VIEW_COLUMNS[2:])
 
 
 def view_sql(first: int) -> str:
@@ -126,10 +97,9 @@ def view_sql(first: int) -> str:
         f"${first + i}::text::jsonb" if name in _JSON_COLUMNS else f"${first + i}"
         for i, name in enumerate(VIEW_COLUMNS)
     )
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in VIEW_COLUMNS[2:])
     return (
         f"INSERT INTO task_view ({', '.join(VIEW_COLUMNS)}) VALUES ({values}) "
-        f"ON CONFLICT (tenant_id, task_id) DO UPDATE SET {updates}"
+        f"ON CONFLICT (tenant_id, task_id) DO UPDATE SET {_REPLACE_ALL}"
     )
 
 
@@ -158,12 +128,12 @@ class TaskViewProjector:
         if gone:
             await conn.execute(task_view.delete().where(keyed_by(task_view, gone)))
         rows = [
-            row_of(tenant, version, task)
+            tuple(row[name] for name in VIEW_COLUMNS)
             for (tenant, _), (task, version) in states.items()
             if task is not None
+            for row in (row_of(tenant, version, task),)
         ]
-        for part in chunks(rows, ROWS_PER_STATEMENT):
-            await _upsert(conn, list(part))
+        await upsert_rows(conn, task_view, VIEW_COLUMNS, rows, _REPLACE_ALL)
 
     def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
         states = _fold_into({}, history)
