@@ -23,7 +23,10 @@ from projections.tables import projection_checkpoints
 
 NOTIFY_CHANNEL = "events_appended"
 BATCH_SIZE = 500
-POLL_SECONDS = 1.0
+# Appends no longer notify (migration 0006: NOTIFY serialized every command's commit behind
+# one lock), so the runner polls often enough to apply an event within tens of milliseconds.
+# A NOTIFY on the channel still wakes it at once.
+POLL_SECONDS = 0.05
 LOCK_RETRY_SECONDS = 1.0
 RESTART_SECONDS = 1.0
 
@@ -124,7 +127,7 @@ async def _run_while_connected(
 async def _follow(
     session: AsyncConnection, engine: AsyncEngine, projector: Projector, stop: asyncio.Event
 ) -> None:
-    """Catch up whenever an append is notified, or every POLL_SECONDS, until `stop`."""
+    """Catch up every POLL_SECONDS, or at once when notified, until `stop`."""
     woken = asyncio.Event()
 
     def wake(*_: object) -> None:
