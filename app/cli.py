@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -46,6 +47,9 @@ T = TypeVar("T")
 APP_FACTORY = "app.http.app:create_app"
 DEMO_TENANT = "demo"
 UNDEFINED_TABLE = "42P01"
+# Read by prometheus-client; app.metrics names it too, but importing it here would start
+# prometheus-client before the variable is set.
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class BadSetting(click.ClickException):
@@ -82,8 +86,10 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset)."""
     import uvicorn
 
+    from app.logs import uvicorn_log_config
+
     settings = _settings()
-    with _database(settings, migrate=True) as database:
+    with _database(settings, migrate=True) as database, _metrics_directory():
         # Worker processes build the app from the environment.
         os.environ[ENV_NAMES["database_url"]] = database.url
         if database.embedded:
@@ -96,6 +102,8 @@ def serve(host: str, port: int, workers: int) -> None:
                 port=port,
                 workers=workers,
                 log_level=settings.log_level.lower(),
+                log_config=uvicorn_log_config(settings.log_level),
+                access_log=False,
             )
 
 
@@ -370,6 +378,19 @@ def _database(settings: Settings, *, migrate: bool) -> Iterator[Database]:
             with _database_errors():
                 upgrade_to_head(database.url)
         yield database
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh, empty folder where every worker process writes its metrics, for as long as
+    the server runs (prometheus-client's multiprocess mode; the variable must be set before
+    the workers import it)."""
+    with tempfile.TemporaryDirectory(prefix="tasks-api-metrics-") as folder:
+        os.environ[METRICS_DIRECTORY] = folder
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIRECTORY]
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -18,3 +19,8 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revisions() -> frozenset[str]:
+    """The newest migration of each branch, as read from the migration scripts."""
+    return frozenset(ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_heads())

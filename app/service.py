@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import clock, ids
+from app import clock, ids, metrics
 from app.store import event_log
 from app.store.tenant_scope import tenant_connection
 from app.tenants import Principal
@@ -87,11 +87,14 @@ async def run(
 ) -> CommandResult:
     """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
     for attempt in range(MAX_ATTEMPTS):
+        if attempt > 0:
+            metrics.COMMAND_RETRIES.inc()
         try:
             return await _attempt(
                 engine, caller, task_id, command, if_match, before_commit, lock=attempt > 0
             )
         except event_log.VersionConflict:
+            metrics.VERSION_CONFLICTS.inc()
             continue
     raise event_log.VersionConflict(task_id)
 
@@ -147,6 +150,8 @@ async def _append(
         await before_commit(conn, result)
     await conn.commit()
     _log_audit(caller, task_id, version, new_events)
+    for event in new_events:
+        metrics.EVENTS_APPENDED.labels(event_type(event)).inc()
     return result
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.log import Checkpoint, after
 from projections.registry import ASYNCHRONOUS
@@ -24,17 +24,23 @@ class ProjectionStatus:
 
 
 async def projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
-    statuses = []
+    """Every asynchronous projection's status as of `now`."""
     async with engine.connect() as conn:
-        for projector in ASYNCHRONOUS:
-            checkpoint = await read_checkpoint_unlocked(conn, projector.name)
-            behind, oldest = (
-                await conn.execute(
-                    sa.select(sa.func.count(), sa.func.min(events.c.recorded_at)).where(
-                        after(checkpoint)
-                    )
+        return await read_projection_status(conn, now)
+
+
+async def read_projection_status(conn: AsyncConnection, now: datetime) -> list[ProjectionStatus]:
+    """The same, on a connection the caller already holds."""
+    statuses = []
+    for projector in ASYNCHRONOUS:
+        checkpoint = await read_checkpoint_unlocked(conn, projector.name)
+        behind, oldest = (
+            await conn.execute(
+                sa.select(sa.func.count(), sa.func.min(events.c.recorded_at)).where(
+                    after(checkpoint)
                 )
-            ).one()
-            lag = 0 if oldest is None else max(0, int((now - oldest).total_seconds() * 1000))
-            statuses.append(ProjectionStatus(projector.name, checkpoint, behind, lag))
+            )
+        ).one()
+        lag = 0 if oldest is None else max(0, int((now - oldest).total_seconds() * 1000))
+        statuses.append(ProjectionStatus(projector.name, checkpoint, behind, lag))
     return statuses

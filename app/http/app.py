@@ -7,21 +7,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from app import metrics
 from app.background import run_background
 from app.database import create_engine
+from app.http.access import AccessMiddleware
 from app.http.auth import add_rate_limit_fields
 from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
+from app.http.health import live, ready
+from app.http.metrics import scrape
 from app.http.query_check import QueryCheckMiddleware
 from app.http.request_id import RequestIdMiddleware
 from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
-from app.logs import configure_logging
+from app.logs import logging_config
 from app.rate_limits import open_rate_limiter
 from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
@@ -32,7 +37,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set; start the service with `tasks-api serve`")
     database_url = settings.database_url
-    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -42,10 +46,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             statement_timeout_ms=settings.statement_timeout_ms,
         )
         try:
-            async with hearing_revocations(app.state.engine):
-                yield
+            with metrics.pool_watched(app.state.engine):
+                async with hearing_revocations(app.state.engine):
+                    yield
         finally:
             await app.state.engine.dispose()
+            metrics.process_exiting()
 
     @asynccontextmanager
     async def rate_limits(app: Litestar) -> AsyncIterator[None]:
@@ -66,10 +72,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             stop.set()
             await work
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             TaskController,
             EventController,
+            live,
+            ready,
+            scrape,
             *([constant_task] if settings.bench_routes else []),
         ],
         lifespan=[database, rate_limits, background],
@@ -94,5 +103,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"apiKey": []}],
         ),
+        state=State({"settings": settings}),
+        logging_config=logging_config(settings.log_level),
         debug=False,
     )
+    # Outside every route: Litestar runs route middleware only where a route matched.
+    app.asgi_handler = AccessMiddleware(app.asgi_handler)
+    return app

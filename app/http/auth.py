@@ -18,6 +18,8 @@ from app.service import Caller
 API_KEY_HEADER = "x-tenant-api-key"
 # Where the rate limit's decision waits for the response, whatever produces it.
 DECISION = "rate_limit_decision"
+# The authenticated tenant, for the access log.
+TENANT_ID = "tenant_id"
 
 
 async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
@@ -34,6 +36,7 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
             client_address = request.client.host if request.client else "unknown"
             decision = await rate_limiter.fail_authentication(client_address)
         else:
+            request.state[TENANT_ID] = principal.tenant_id
             decision = await rate_limiter.admit(principal)
     except CountersUnavailable as error:
         raise ApiError(

@@ -28,8 +28,11 @@ def free_port() -> int:
 class ServedApi:
     """The API served on `url` from `database_url` until it is killed or the block ends."""
 
-    def __init__(self, database_url: str, log: Path, **environment: str) -> None:
+    def __init__(
+        self, database_url: str, log: Path, *, workers: int = 1, **environment: str
+    ) -> None:
         self.database_url = database_url
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -46,7 +49,10 @@ class ServedApi:
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(command), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    *(str(command), "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                    *("--workers", str(self.workers)),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

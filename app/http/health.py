@@ -1,0 +1,117 @@
+"""GET /health/live and /health/ready, for load balancers and orchestrators: no API key, no
+rate limit, nothing in the audit log, and left out of the API's schema.
+
+Live says the process answers. Ready says it can serve: the database answers, its schema is at
+the newest migration, and the asynchronous projections are not further behind the log than
+TASKS_READY_MAX_LAG_MS. Ready reads all three on one connection, with a handful of queries."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Literal
+
+import msgspec
+import sqlalchemy as sa
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app import clock
+from app.http.errors import database_unavailable
+from app.http.tasks import engine_of
+from app.migrate import head_revisions
+from projections.status import ProjectionStatus, read_projection_status
+
+# Well within the few seconds a load balancer waits for a health check.
+READY_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger("tasks_api.health")
+
+
+class Check(msgspec.Struct):
+    ok: bool
+    detail: str
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    status: Literal["ok", "failing"]
+    # By name: database, migrations, projections.
+    checks: dict[str, Check] | None = None
+
+
+@get("/health/live", include_in_schema=False, sync_to_thread=False)
+def live() -> Health:
+    return Health("ok")
+
+
+@get("/health/ready", include_in_schema=False)
+async def ready(request: Request[Any, Any, State]) -> Response[Health]:
+    """200 when every check passes; 503 with the same body, naming the failing checks,
+    otherwise."""
+    max_lag_ms: int = request.app.state.settings.ready_max_lag_ms
+    checks = await readiness_checks(engine_of(request), max_lag_ms)
+    passing = all(check.ok for check in checks.values())
+    return Response(
+        Health("ok" if passing else "failing", checks), status_code=200 if passing else 503
+    )
+
+
+async def readiness_checks(engine: AsyncEngine, max_lag_ms: int) -> dict[str, Check]:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), engine.connect() as conn:
+            migrations = _migrations_check(await _applied_revisions(conn))
+            # An older schema may lack the tables the projections' status reads.
+            statuses = await read_projection_status(conn, clock.now()) if migrations.ok else None
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("readiness: the database check failed: %r", error)
+        not_checked = Check(False, "not checked: the database check failed")
+        return {
+            "database": Check(False, _database_failure(error)),
+            "migrations": not_checked,
+            "projections": not_checked,
+        }
+    return {
+        "database": Check(True, "answers"),
+        "migrations": migrations,
+        "projections": Check(False, "not checked: the schema is not at the newest migration")
+        if statuses is None
+        else _lag_check(statuses, max_lag_ms),
+    }
+
+
+async def _applied_revisions(conn: AsyncConnection) -> frozenset[str]:
+    if not await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+        return frozenset()
+    return frozenset(await conn.scalars(sa.text("SELECT version_num FROM alembic_version")))
+
+
+@functools.cache
+def _heads() -> frozenset[str]:
+    return head_revisions()
+
+
+def _migrations_check(applied: frozenset[str]) -> Check:
+    heads = ", ".join(sorted(_heads()))
+    if applied == _heads():
+        return Check(True, f"at the newest migration, {heads}")
+    return Check(False, f"at {', '.join(sorted(applied)) or 'no migration'}; the newest is {heads}")
+
+
+def _lag_check(statuses: list[ProjectionStatus], max_lag_ms: int) -> Check:
+    if not statuses:
+        return Check(True, "no asynchronous projection")
+    furthest = max(statuses, key=lambda status: status.lag_ms)
+    detail = f"{furthest.name} lags most, by {furthest.lag_ms} ms; the bound is {max_lag_ms} ms"
+    return Check(furthest.lag_ms <= max_lag_ms, detail)
+
+
+def _database_failure(error: Exception) -> str:
+    # The probe is unauthenticated: name the kind of failure, leave the particulars to the log.
+    if isinstance(error, TimeoutError):
+        return f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+    if database_unavailable(error):
+        return "unreachable"
+    return "a query failed"

@@ -1,0 +1,39 @@
+"""GET /metrics: every metric in the Prometheus text format, for a scraper. No API key, no rate
+limit, left out of the API's schema."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import clock, metrics
+from app.http.tasks import engine_of
+from projections.status import ProjectionStatus, projection_status
+
+# A scrape must still answer when the database does not: the process's own figures matter
+# most then. Prometheus waits 10 s for a scrape by default.
+PROJECTIONS_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger("tasks_api.metrics")
+
+
+@get("/metrics", include_in_schema=False)
+async def scrape(request: Request[Any, Any, State]) -> Response[bytes]:
+    statuses = await _projection_status(request)
+    body, content_type = metrics.exposition(statuses, request.headers.get("accept", ""))
+    # As a header: given as the media type, Litestar would append a second charset.
+    return Response(body, headers={"Content-Type": content_type})
+
+
+async def _projection_status(request: Request[Any, Any, State]) -> list[ProjectionStatus] | None:
+    try:
+        async with asyncio.timeout(PROJECTIONS_TIMEOUT_SECONDS):
+            return await projection_status(engine_of(request), clock.now())
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("metrics: the projections' status could not be read: %r", error)
+        return None
