@@ -77,8 +77,7 @@ def run(
             explain.write_text(asyncio.run(explain_reads(url, lists.tenant_id, stats.tenant_id)))
         say("raw INSERT ceiling, our append, the eventsourcing recorder")
         raw = asyncio.run(appends.raw_insert_rate(url, plan.connections, plan.ceiling_seconds))
-        ours = asyncio.run(appends.event_store_rate(url, plan.connections, plan.ceiling_seconds))
-        peer = appends.peer_rate(url, plan.connections, plan.ceiling_seconds)
+        ours, peer = appends.append_rates(url, plan.connections, plan.ceiling_seconds)
 
         list_ids = [task_id for task_id, _ in tasks[lists.tenant_id]]
         open_ids = [task_id for task_id, status in tasks[lists.tenant_id] if status in OPEN]
@@ -116,11 +115,7 @@ def run(
                 {**read_list, **threads, "BENCH_IDS": files["complete"]},
             )
             say(f"projection lag at {plan.lag_rate:,} commands/s")
-            lag = asyncio.run(
-                projection_lag(
-                    server.port, url, lags.tenant_id, lags.api_key, plan.lag_rate, plan.lag_seconds
-                )
-            )
+            lag = asyncio.run(projection_lag(url, lags.tenant_id, plan.lag_rate, plan.lag_seconds))
             peak_rss = server.peak_worker_rss()
         say("done; dropping the database")
     rows = _rows(plan, raw, ours, peer, loads, lag, rebuilds, peak_rss)
@@ -189,7 +184,7 @@ def _rows(
     ]
     rows.append(
         Row(
-            f"projection lag at {lag.rate:,.0f} commands/s",
+            f"projection lag at {lag.rate:,.0f} commands/s (service layer)",
             f"p50 {lag.lag_p50_ms:.0f} ms, p99 {lag.lag_p99_ms:.0f} ms "
             f"({lag.events_seen:,} events; commands p99 {lag.command_p99_ms:.0f} ms, "
             f"{lag.failed} failed)",

@@ -112,3 +112,14 @@ def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"bench.peer failed:\n{done.stderr}")
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def append_rates(database_url: str, concurrency: int, seconds: float) -> tuple[float, float]:
+    """Ours and the peer's rates, measured in alternating rounds so that whatever else loads
+    the machine weighs on both alike."""
+    rounds = 3
+    ours, peer = [], []
+    for _ in range(rounds):
+        ours.append(asyncio.run(event_store_rate(database_url, concurrency, seconds / rounds)))
+        peer.append(peer_rate(database_url, concurrency, seconds / rounds))
+    return sum(ours) / rounds, sum(peer) / rounds
