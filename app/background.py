@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import auto_complete
 from projections import runner
 from projections.registry import ASYNCHRONOUS
+
+log = logging.getLogger("tasks_api.background")
 
 
 async def run_background(engine: AsyncEngine, stop: asyncio.Event) -> None:
@@ -17,3 +22,20 @@ async def run_background(engine: AsyncEngine, stop: asyncio.Event) -> None:
         *(runner.run(engine, projector, stop) for projector in ASYNCHRONOUS),
         auto_complete.sweep(engine, stop),
     )
+
+
+@asynccontextmanager
+async def running_in_background(engine: AsyncEngine, stop_within: float) -> AsyncIterator[None]:
+    """The background work, for as long as the block runs. On leaving, each runner finishes
+    the batch it is applying and stops; work still busy after `stop_within` seconds is
+    cancelled, and the transaction it had open rolls back whole."""
+    stop = asyncio.Event()
+    work = asyncio.create_task(run_background(engine, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(work, stop_within)
+        except TimeoutError:
+            log.warning("background work cancelled: still busy %s s after the stop", stop_within)

@@ -47,6 +47,7 @@ T = TypeVar("T")
 APP_FACTORY = "app.http.app:create_app"
 DEMO_TENANT = "demo"
 UNDEFINED_TABLE = "42P01"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Read by prometheus-client; app.metrics names it too, but importing it here would start
 # prometheus-client before the variable is set.
 METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -94,7 +95,7 @@ def serve(host: str, port: int, workers: int) -> None:
         os.environ[ENV_NAMES["database_url"]] = database.url
         if database.embedded:
             _create_demo_tenant(database.url)
-        with contextlib.suppress(KeyboardInterrupt):
+        with _stop_signals_end_normally():
             uvicorn.run(
                 APP_FACTORY,
                 factory=True,
@@ -104,17 +105,12 @@ def serve(host: str, port: int, workers: int) -> None:
                 log_level=settings.log_level.lower(),
                 log_config=uvicorn_log_config(settings.log_level),
                 access_log=False,
+                # On SIGTERM or SIGINT: stop accepting, let requests in flight finish within
+                # this bound, then shut the app down (its runners stop at a batch boundary).
+                timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
             )
 
 
-@main.command()
-def migrate() -> None:
-    """Apply the database migrations."""
-    with _database(_settings(), migrate=True) as database:
-        click.echo(f"{_describe(database)} is at the newest migration.")
-
-
-@main.group()
 @main.command()
 def config() -> None:
     """Print the effective configuration: each variable, its value (passwords masked) and
@@ -129,6 +125,14 @@ def config() -> None:
         click.echo(f"{setting.variable:<{names}}  {setting.shown:<{values}}  {setting.source}")
 
 
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    with _database(_settings(), migrate=True) as database:
+        click.echo(f"{_describe(database)} is at the newest migration.")
+
+
+@main.group()
 def tenant() -> None:
     """Manage tenants."""
 
@@ -391,6 +395,31 @@ def _metrics_directory() -> Iterator[None]:
             yield
         finally:
             del os.environ[METRICS_DIRECTORY]
+
+
+class _StopAsked(Exception):
+    """SIGTERM or SIGINT, raised again by uvicorn once it has shut down gracefully."""
+
+
+@contextlib.contextmanager
+def _stop_signals_end_normally() -> Iterator[None]:
+    """uvicorn handles SIGTERM and SIGINT itself, then raises the signal again for the handler
+    it found: here, one that ends the block, so that `serve` goes on to stop the embedded
+    server and exits 0, as a stop that was asked for should."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop_asked(signum: int, frame: FrameType | None) -> NoReturn:
+        raise _StopAsked
+
+    previous = {number: signal.signal(number, stop_asked) for number in STOP_SIGNALS}
+    try:
+        with contextlib.suppress(_StopAsked):
+            yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextlib.contextmanager

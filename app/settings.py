@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     db_pool_size: Annotated[int, Meta(gt=0)] = 10
     statement_timeout_ms: Annotated[int, Meta(gt=0)] = 5_000
     request_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    # On SIGTERM, how long requests in flight may take to finish before they are cancelled.
+    shutdown_timeout_seconds: Annotated[float, Meta(gt=0)] = 20.0
     # /health/ready fails while an asynchronous projection lags the log by more.
     ready_max_lag_ms: Annotated[int, Meta(gt=0)] = 30_000
     # Run the projection runners and the auto-complete sweep inside the API process.
@@ -54,6 +56,7 @@ ENV_NAMES = {
     "db_pool_size": "TASKS_DB_POOL_SIZE",
     "statement_timeout_ms": "TASKS_STATEMENT_TIMEOUT_MS",
     "request_timeout_seconds": "TASKS_REQUEST_TIMEOUT_SECONDS",
+    "shutdown_timeout_seconds": "TASKS_SHUTDOWN_TIMEOUT_SECONDS",
     "ready_max_lag_ms": "TASKS_READY_MAX_LAG_MS",
     "run_projections": "TASKS_RUN_PROJECTIONS",
     "bench_routes": "TASKS_BENCH_ROUTES",

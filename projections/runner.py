@@ -87,12 +87,18 @@ async def apply_next_batch(
     return len(batch)
 
 
-async def catch_up(engine: AsyncEngine, projector: Projector, batch_size: int = BATCH_SIZE) -> int:
-    """Apply every event visible now; how many there were."""
+async def catch_up(
+    engine: AsyncEngine,
+    projector: Projector,
+    batch_size: int = BATCH_SIZE,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Apply every event visible now, or stop after the batch during which `stop` is set;
+    how many events were applied. Each batch commits with its checkpoint or not at all."""
     applied = 0
     while (count := await apply_next_batch(engine, projector, batch_size)) > 0:
         applied += count
-        if count < batch_size:
+        if count < batch_size or (stop is not None and stop.is_set()):
             break
     return applied
 
@@ -139,7 +145,7 @@ async def _follow(
     log.info("projection %s active", projector.name)
     while not stop.is_set():
         woken.clear()
-        await catch_up(engine, projector)
+        await catch_up(engine, projector, stop=stop)
         await _wait_for_any(woken, stop, POLL_SECONDS)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from app import metrics
-from app.background import run_background
+from app.background import running_in_background
 from app.database import create_engine
 from app.http.access import AccessMiddleware
 from app.http.auth import add_rate_limit_fields
@@ -64,13 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if not settings.run_projections:
             yield
             return
-        stop = asyncio.Event()
-        work = asyncio.create_task(run_background(app.state.engine, stop))
-        try:
+        async with running_in_background(app.state.engine, settings.shutdown_timeout_seconds):
             yield
-        finally:
-            stop.set()
-            await work
 
     app = Litestar(
         route_handlers=[
