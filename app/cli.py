@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 import asyncpg
 import click
@@ -235,34 +235,9 @@ def projections_status() -> None:
 @click.argument("names", nargs=-1)
 def rebuild_projections(names: tuple[str, ...]) -> None:
     """Replay the log into fresh tables and swap them in (all projections by default)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from projections.rebuild import count_events, rebuild
-
     chosen = _projectors(names)
-
-    async def work(engine: AsyncEngine) -> None:
-        total = await count_events(engine)
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=_stderr_console()) as bar:
-            for projector in chosen:
-                started = time.monotonic()
-                task = bar.add_task(projector.name, total=total, rate="")
-
-                def advance(applied: int, task: Any = task, started: float = started) -> None:
-                    rate = applied / max(time.monotonic() - started, 1e-6)
-                    bar.update(task, completed=applied, rate=f"{rate:,.0f} events/s")
-
-                await rebuild(engine, projector, advance)
-
     with _database(_settings(), migrate=False) as database:
-        _with_engine(database.url, work)
+        _with_engine(database.url, lambda engine: _rebuild_showing_progress(engine, chosen))
 
 
 @projections.command("verify")
@@ -286,7 +261,7 @@ def verify_projections() -> None:
 
 @main.group()
 def audit() -> None:
-    """Export a tenant's events; replay a task to a moment."""
+    """Export a tenant's events, import them into another database; replay a task."""
 
 
 @audit.command("export")
@@ -312,6 +287,42 @@ def export_events(
         _with_engine(database.url, work)
 
 
+@audit.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--tenant-name", help="The name of a tenant the import creates (default: its id).")
+def import_events(file: BinaryIO, tenant_name: str | None) -> None:
+    """Append the events of FILE, an NDJSON export of `tasks-api audit export` (- for stdin),
+    to this database's log, then rebuild every projection.
+
+    The events get new positions and transaction ids here; their tenant, task ids, versions,
+    data, metadata and recorded times are kept. A tenant this database lacks is created with
+    the same id, without API keys: there is no need to create it first (`tenant create`
+    would give it another id); issue its keys with `tasks-api key create TENANT_ID`.
+
+    The import is one transaction. It is refused whole, exit 1, at an event that is not
+    valid or whose task here already has that version (or lacks the one before it)."""
+    from app.audit import Imported, ImportRefused
+    from app.audit import import_events as append_export
+
+    async def work(engine: AsyncEngine) -> Imported:
+        imported = await append_export(engine, file, tenant_name)
+        click.echo(f"Imported {imported.events} events; rebuilding the projections.", err=True)
+        await _rebuild_showing_progress(engine, list(PROJECTORS.values()))
+        return imported
+
+    with _database(_settings(), migrate=False) as database:
+        try:
+            imported = _with_engine(database.url, work)
+        except ImportRefused as refused:
+            raise click.ClickException(f"import refused, nothing imported: {refused}") from None
+    for tenant_id in imported.created_tenants:
+        click.echo(
+            f"Created tenant {tenant_id}, without API keys: "
+            f"issue one with `tasks-api key create {tenant_id}`."
+        )
+    click.echo(f"Imported {imported.events} events and rebuilt the projections.")
+
+
 @audit.command("replay")
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--task", "task_id", required=True)
@@ -327,6 +338,31 @@ def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
     if task is None:
         raise click.ClickException(f"task {task_id} did not exist at {moment}")
     click.echo(msgspec.json.encode(task).decode())
+
+
+async def _rebuild_showing_progress(engine: AsyncEngine, chosen: list[Projector]) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections.rebuild import count_events, rebuild
+
+    total = await count_events(engine)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_stderr_console()) as bar:
+        for projector in chosen:
+            started = time.monotonic()
+            task = bar.add_task(projector.name, total=total, rate="")
+
+            def advance(applied: int, task: Any = task, started: float = started) -> None:
+                rate = applied / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=applied, rate=f"{rate:,.0f} events/s")
+
+            await rebuild(engine, projector, advance)
 
 
 def _projectors(names: tuple[str, ...]) -> list[Projector]:

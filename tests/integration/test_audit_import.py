@@ -1,0 +1,234 @@
+"""Moving a tenant's log: `audit export` from one database, `audit import` into another. The
+import re-appends every event (new positions and transaction ids, all else kept), creates the
+tenant without keys, rebuilds the projections, and refuses whole what the log cannot take."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import service
+from app.cli import main
+from app.database import create_engine
+from app.migrate import upgrade_to_head
+from app.store.tables import api_keys, tenants
+from domain.commands import CreateTask
+from projections.tables import events, task_view
+from tests.api.task_api import TaskApi, now, timestamp
+from tests.conftest import new_tenant
+from tests.database import create_database, drop_database
+from tests.integration.projection_support import new_caller
+
+# What an import keeps of each event: all but its position and transaction id.
+KEPT = (
+    events.c.tenant_id,
+    events.c.stream_id,
+    events.c.stream_version,
+    events.c.event_type,
+    events.c.payload_version,
+    events.c.data,
+    events.c.metadata,
+    events.c.recorded_at,
+)
+
+
+def cli(args: list[str], database_url: str, stdin: bytes | None = None) -> Result:
+    return CliRunner().invoke(main, args, env={"DATABASE_URL": database_url}, input=stdin)
+
+
+@dataclass(frozen=True)
+class Export:
+    tenant_id: str
+    path: Path
+
+    def lines(self) -> list[bytes]:
+        return self.path.read_bytes().splitlines(keepends=True)
+
+
+async def write_history(tasks: TaskApi) -> None:
+    """Tasks created, updated, completed, snoozed, reassigned and deleted."""
+    due = timestamp(now() + timedelta(days=3))
+    for number in range(6):
+        task = await tasks.create(
+            title=f"Call back {number}", priority="high", dueDate=due, tags=["moved"]
+        )
+        task_id = task["_id"]
+        await tasks.update("PATCH", task_id, {"status": "in_progress", "metadata": {"n": number}})
+        if number % 3 == 0:
+            await tasks.act(task_id, "snooze", {"newDueDate": timestamp(now() + timedelta(days=9))})
+        if number % 2 == 0:
+            await tasks.act(task_id, "reassign", {"newOwnerId": "agent_7"})
+            await tasks.act(task_id, "complete", {"completionNotes": "Done"})
+        if number == 5:
+            assert (await tasks.call("DELETE", f"/v1/tasks/{task_id}")).status_code == 200
+
+
+@pytest.fixture(scope="module")
+async def exported(
+    client: AsyncTestClient,
+    engine: AsyncEngine,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Export:
+    """A tenant's history in the session's database, and its export."""
+    tenant = await new_tenant(engine, "moving")
+    await write_history(TaskApi(client, tenant))
+    result = await asyncio.to_thread(
+        cli, ["audit", "export", "--tenant", tenant.tenant_id], database_url
+    )
+    assert result.exit_code == 0, result.output
+    path = tmp_path_factory.mktemp("export") / "events.ndjson"
+    path.write_bytes(result.stdout_bytes)
+    return Export(tenant.tenant_id, path)
+
+
+@pytest.fixture
+def target_url(server_url: str) -> Iterator[str]:
+    """Another database, migrated and empty: where the log moves to."""
+    url = asyncio.run(create_database(server_url))
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, url))
+
+
+@pytest.fixture
+async def target(target_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(target_url, pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+async def logged(engine: AsyncEngine, tenant_id: str) -> list[tuple[Any, ...]]:
+    """The tenant's events in commit order, as an import keeps them."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(*KEPT)
+            .where(events.c.tenant_id == tenant_id)
+            .order_by(events.c.transaction_id, events.c.global_position)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def task_views(engine: AsyncEngine, tenant_id: str) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(task_view).where(task_view.c.tenant_id == tenant_id).order_by("task_id")
+        )
+        return [tuple(row) for row in rows]
+
+
+async def import_into(url: str, *args: str, stdin: bytes | None = None) -> Result:
+    return await asyncio.to_thread(cli, ["audit", "import", *args], url, stdin)
+
+
+async def test_an_imported_log_gives_the_same_task_views_and_events(
+    exported: Export, engine: AsyncEngine, target: AsyncEngine, target_url: str
+) -> None:
+    imported = await import_into(
+        target_url, "-", "--tenant-name", "Moving Co", stdin=exported.path.read_bytes()
+    )
+
+    assert imported.exit_code == 0, imported.output
+    assert f"Imported {len(exported.lines())} events" in imported.stdout
+    assert f"tasks-api key create {exported.tenant_id}" in imported.stdout
+    verified = await asyncio.to_thread(cli, ["projections", "verify"], target_url)
+    assert verified.exit_code == 0, verified.output
+    assert await task_views(target, exported.tenant_id) == await task_views(
+        engine, exported.tenant_id
+    )
+    assert len(await task_views(target, exported.tenant_id)) == 5  # one of six was deleted
+    assert await logged(target, exported.tenant_id) == await logged(engine, exported.tenant_id)
+    async with target.connect() as conn:
+        name = await conn.scalar(sa.select(tenants.c.name))
+        keys = await conn.scalar(sa.select(sa.func.count()).select_from(api_keys))
+    assert (name, keys) == ("Moving Co", 0)
+
+
+async def test_the_imported_events_get_new_positions_and_transaction_ids(
+    exported: Export, target: AsyncEngine, target_url: str
+) -> None:
+    # The target's log already holds events, so positions cannot coincide by chance.
+    caller = await new_caller(target, "already-here")
+    for _ in range(3):
+        await service.create_task(target, caller, CreateTask(title="Already here"))
+
+    assert (await import_into(target_url, str(exported.path))).exit_code == 0
+
+    exported_at = [
+        (event["position"], event["transactionId"]) for event in map(json.loads, exported.lines())
+    ]
+    async with target.connect() as conn:
+        rows = await conn.execute(
+            sa.select(events.c.global_position, events.c.transaction_id.cast(sa.Text))
+            .where(events.c.tenant_id == exported.tenant_id)
+            .order_by(events.c.global_position)
+        )
+        here = [(position, int(transaction_id)) for position, transaction_id in rows]
+    assert [position for position, _ in here] == list(range(4, 4 + len(exported_at)))
+    assert {transaction_id for _, transaction_id in here}.isdisjoint(
+        {transaction_id for _, transaction_id in exported_at}
+    )
+
+
+async def test_importing_events_already_in_the_log_is_refused_whole(
+    exported: Export, target: AsyncEngine, target_url: str
+) -> None:
+    assert (await import_into(target_url, str(exported.path))).exit_code == 0
+    before = await logged(target, exported.tenant_id)
+
+    again = await import_into(target_url, str(exported.path))
+
+    assert again.exit_code == 1
+    assert "already has version 1" in again.stderr
+    assert await logged(target, exported.tenant_id) == before
+
+
+async def test_an_export_missing_a_tasks_first_events_is_refused_whole(
+    exported: Export, target: AsyncEngine, target_url: str
+) -> None:
+    cut = b"".join(exported.lines()[1:])  # the first task's creation is missing
+
+    refused = await import_into(target_url, "-", stdin=cut)
+
+    assert refused.exit_code == 1
+    assert "has version 2 but not version 1" in refused.stderr
+    assert await logged(target, exported.tenant_id) == []
+    async with target.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(tenants)) == 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"not json\n",
+        b'{"tenantId": "t"}\n',
+        # A TASK_DELETED whose data is a TASK_SNOOZED's.
+        b'{"tenantId":"t","taskId":"000000000000000000000001","version":1,"position":1,'
+        b'"transactionId":1,"type":"TASK_DELETED","payloadVersion":1,'
+        b'"data":{"type":"TASK_SNOOZED","from":null,"to":"2026-01-01T00:00:00Z","count":1},'
+        b'"metadata":{},"recordedAt":"2026-01-01T00:00:00Z"}\n',
+    ],
+)
+async def test_a_line_that_is_not_an_exported_event_is_refused_naming_it(
+    exported: Export, target: AsyncEngine, target_url: str, line: bytes
+) -> None:
+    lines = exported.lines()
+
+    refused = await import_into(target_url, "-", stdin=b"".join([*lines, line]))
+
+    assert refused.exit_code == 1
+    assert f"line {len(lines) + 1}:" in refused.stderr
+    assert await logged(target, exported.tenant_id) == []
