@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, metrics
-from app.store import event_log
+from app.store import append_notices, event_log
 from app.store.tenant_scope import tenant_connection
 from app.tenants import Principal
 from domain import decide as rules
@@ -149,6 +149,7 @@ async def _append(
     if before_commit is not None:
         await before_commit(conn, result)
     await conn.commit()
+    append_notices.appended(conn.engine)
     _log_audit(caller, task_id, version, new_events)
     for event in new_events:
         metrics.EVENTS_APPENDED.labels(event_type(event)).inc()

@@ -23,10 +23,10 @@ from projections.tables import projection_checkpoints
 
 NOTIFY_CHANNEL = "events_appended"
 BATCH_SIZE = 500
-# Appends no longer notify (migration 0006: NOTIFY serialized every command's commit behind
-# one lock), so the runner polls often enough to apply an event within tens of milliseconds.
-# A NOTIFY on the channel still wakes it at once.
-POLL_SECONDS = 0.05
+# Each command's commit is followed by a NOTIFY on NOTIFY_CHANNEL (app/store/append_notices.py)
+# that wakes the runner at once; polling only covers a notice that could not be sent.
+POLL_SECONDS = 1.0
+RECHECK_SECONDS = 0.01
 LOCK_RETRY_SECONDS = 1.0
 RESTART_SECONDS = 1.0
 
@@ -143,10 +143,19 @@ async def _follow(
     assert listener is not None
     await listener.add_listener(NOTIFY_CHANNEL, wake)
     log.info("projection %s active", projector.name)
+    recheck = POLL_SECONDS
     while not stop.is_set():
+        notified = woken.is_set()
         woken.clear()
-        await catch_up(engine, projector, stop=stop)
-        await _wait_for_any(woken, stop, POLL_SECONDS)
+        applied = await catch_up(engine, projector, stop=stop)
+        # A notified commit can stay out of sight behind an older transaction still open (the
+        # reader's horizon, which the whole cluster's transactions hold): look again soon, then
+        # ever less often, rather than only at the next poll.
+        if applied == 0 and (notified or recheck < POLL_SECONDS):
+            recheck = min(POLL_SECONDS, RECHECK_SECONDS if notified else recheck * 2)
+        else:
+            recheck = POLL_SECONDS
+        await _wait_for_any(woken, stop, recheck)
 
 
 def _being_cancelled() -> bool:

@@ -206,7 +206,9 @@ async def gap_round(engine: AsyncEngine, reader: Reader, number: int) -> tuple[l
             if laggard_at.done() and projector.furthest > laggard_at.result():
                 overtaken.set()
             if count == 0:
-                if finished:
+                # Every write has committed; a reader by the horizon also waits for the
+                # transactions of the rest of the cluster that began before them.
+                if finished and await horizon_passed(engine, tenant_id):
                     return
                 await asyncio.sleep(0.001)
 
@@ -223,6 +225,18 @@ async def gap_round(engine: AsyncEngine, reader: Reader, number: int) -> tuple[l
             sa.select(events.c.global_position).where(events.c.tenant_id == tenant_id)
         )
         return list(written), projector
+
+
+async def horizon_passed(engine: AsyncEngine, tenant_id: str) -> bool:
+    """No transaction still open could commit before the tenant's last event."""
+    async with engine.connect() as conn:
+        passed = await conn.scalar(
+            sa.select(
+                sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+                > sa.func.max(events.c.transaction_id)
+            ).where(events.c.tenant_id == tenant_id)
+        )
+    return bool(passed)
 
 
 def assert_exactly_once(written: list[int], given: list[int]) -> None:
