@@ -14,7 +14,8 @@ class Plan:
     # Seconds each HTTP figure is loaded for, and each ceiling and append rate.
     seconds: float
     ceiling_seconds: float
-    lag_rate: int
+    # The rate the target is set at, then one this machine sustains beside it.
+    lag_rates: tuple[int, ...]
     lag_seconds: float
     connections: int = 64
     wrk_threads: int = 2
@@ -26,7 +27,7 @@ FULL = Plan(
     stats_tasks=1_000_000,
     seconds=10,
     ceiling_seconds=8,
-    lag_rate=1_000,
+    lag_rates=(1_000, 250),
     lag_seconds=20,
 )
 
@@ -36,6 +37,6 @@ QUICK = Plan(
     stats_tasks=10_000,
     seconds=1,
     ceiling_seconds=1.5,
-    lag_rate=300,
+    lag_rates=(300,),
     lag_seconds=2,
 )
