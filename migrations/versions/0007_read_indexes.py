@@ -2,7 +2,7 @@
 
 - analytics of one owner scanned every daily bucket of the tenant (35 ms at 1,000,000 tasks);
 - analytics of a period counted its overdue tasks with a scan of the whole view (320 ms);
-- a list sorted by updated_at sorted every task of the filter (58 ms for 25,000).
+- a list sorted by updated_at, newest first, sorted every task of the filter (42 ms for 25,000).
 
 Revision ID: 0007
 Revises: 0006
@@ -21,7 +21,9 @@ INDEXES = {
     "task_view_open_created": (
         "task_view (tenant_id, created_at, due_date) WHERE status NOT IN ('completed', 'deferred')"
     ),
-    "task_view_updated": "task_view (tenant_id, updated_at, task_id)",
+    # Newest first, as lists sort it: NULLS LAST, which an ascending index read backwards
+    # does not give.
+    "task_view_updated": "task_view (tenant_id, updated_at DESC NULLS LAST, task_id DESC)",
 }
 
 
