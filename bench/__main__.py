@@ -19,7 +19,7 @@ import asyncpg
 
 from app.database import create_engine
 from bench import appends, dataset
-from bench.database import create_tenant, throwaway_database
+from bench.database import create_tenants, throwaway_database
 from bench.explain import explain_reads
 from bench.lag import LagResult, projection_lag
 from bench.load import LoadResult, ensure_wrk, run_wrk
@@ -63,9 +63,10 @@ def run(
 ) -> tuple[list[Row], list[tuple[str, ...]]]:
     with throwaway_database() as url:
         say(f"database ready; loading {plan.list_tasks:,} + {plan.stats_tasks:,} tasks")
-        lists = create_tenant(url, "bench-lists")
-        stats = create_tenant(url, "bench-stats")
-        lag_tenants = {rate: create_tenant(url, f"bench-lag-{rate}") for rate in plan.lag_rates}
+        lists, stats, *lagging = create_tenants(
+            url, ["bench-lists", "bench-stats", *(f"bench-lag-{rate}" for rate in plan.lag_rates)]
+        )
+        lag_tenants = dict(zip(plan.lag_rates, lagging, strict=True))
         tasks = asyncio.run(
             _load(url, [(lists.tenant_id, plan.list_tasks), (stats.tenant_id, plan.stats_tasks)])
         )
