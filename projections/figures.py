@@ -108,7 +108,8 @@ async def task_stats(
             sa.select(
                 sa.func.count().filter(v.due_date < now),
                 sa.func.count().filter(v.due_date >= today, v.due_date < today + timedelta(days=1)),
-            ).where(*open_tasks, v.due_date.is_not(None))
+            # Both counts are of tasks due before tomorrow: the index range stops there.
+            ).where(*open_tasks, v.due_date < today + timedelta(days=1))
         )
     ).one()
     return {
