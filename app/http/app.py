@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from app import metrics
 from app.background import running_in_background
@@ -21,6 +19,7 @@ from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
 from app.http.health import live, ready
 from app.http.metrics import scrape
+from app.http.openapi import openapi_config
 from app.http.query_check import QueryCheckMiddleware
 from app.http.request_id import RequestIdMiddleware
 from app.http.request_timeout import RequestTimeoutMiddleware
@@ -84,19 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             QueryCheckMiddleware,
         ],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Tasks API",
-            version="1.0.0",
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(
-                        type="apiKey", name="x-tenant-api-key", security_scheme_in="header"
-                    )
-                }
-            ),
-            security=[{"apiKey": []}],
-        ),
+        openapi_config=openapi_config(),
         state=State({"settings": settings}),
         logging_config=logging_config(settings.log_level),
         debug=False,

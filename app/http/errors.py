@@ -15,6 +15,7 @@ from asyncpg.exceptions import (
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -36,33 +37,75 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
-def _envelope(description: str) -> ResponseSpec:
-    return ResponseSpec(ErrorBody, description=description, generate_examples=False)
+def _envelope(description: str, code: str, message: str, *details: str) -> ResponseSpec:
+    example = ErrorBody(ErrorDetail(code, message, list(details) or None))
+    return ResponseSpec(
+        ErrorBody,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary=code, value=msgspec.to_builtins(example))],
+    )
 
 
 # The envelope as the OpenAPI document shows it, under each status a route can fail with.
-ERRORS = {
-    status: _envelope(description)
-    for status, description in (
-        (400, "ValidationError: details name each offending field"),
-        (401, "AuthenticationError: missing, unknown or revoked API key"),
-        (404, "NotFoundError: no such task for this tenant"),
-        (413, "PayloadTooLargeError: a body over 256 KB"),
-        (429, "RateLimitError: over a rate limit; retry after Retry-After"),
-        (500, "InternalServerError"),
-        (503, "ServiceUnavailableError: the database is unavailable; retry after Retry-After"),
-    )
+ENVELOPES = {
+    400: _envelope(
+        "ValidationError: details name each offending field",
+        "ValidationError",
+        "Validation failed",
+        "title must be at least 1 characters",
+    ),
+    401: _envelope(
+        "AuthenticationError: missing, unknown or revoked API key",
+        "AuthenticationError",
+        "Invalid API key",
+    ),
+    404: _envelope(
+        "NotFoundError: no such task for this tenant", "NotFoundError", "Task not found"
+    ),
+    409: _envelope(
+        "ConflictError: a concurrent change, or an Idempotency-Key already used",
+        "ConflictError",
+        "The task changed concurrently; retry",
+    ),
+    412: _envelope(
+        "PreconditionFailedError: If-Match names a version the task has moved past",
+        "PreconditionFailedError",
+        "The task has changed since the version If-Match names",
+        "current version: 3",
+    ),
+    413: _envelope(
+        "PayloadTooLargeError: a body over TASKS_MAX_BODY_BYTES (256 KB by default)",
+        "PayloadTooLargeError",
+        "Request body too large",
+    ),
+    429: _envelope(
+        "RateLimitError: over a rate limit; retry after Retry-After",
+        "RateLimitError",
+        "Too many requests; retry after 12 seconds",
+        "tenant: at most 300 in any 60 seconds",
+    ),
+    500: _envelope("InternalServerError", "InternalServerError", "Internal server error"),
+    503: _envelope(
+        "ServiceUnavailableError: the database is unavailable; retry after Retry-After",
+        "ServiceUnavailableError",
+        "The database is unavailable; retry shortly",
+    ),
 }
-# A command can also meet a concurrent change or an Idempotency-Key used for another request;
-# one on an existing task, a stale If-Match.
-CREATE_ERRORS = {
-    **ERRORS,
-    409: _envelope("ConflictError: a concurrent change, or an Idempotency-Key already used"),
-}
-TASK_COMMAND_ERRORS = {
-    **CREATE_ERRORS,
-    412: _envelope("PreconditionFailedError: If-Match names a version the task has moved past"),
-}
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    return {status: ENVELOPES[status] for status in statuses}
+
+
+# Every operation behind the API key: a bad query, a bad key, the rate limit, the database.
+ERRORS = _errors(400, 401, 429, 500, 503)
+# An operation on a path that names a task (or a customer): that path may name none.
+TASK_READ_ERRORS = _errors(400, 401, 404, 429, 500, 503)
+# A command reads a body, and can meet a concurrent change or an Idempotency-Key used for
+# another request; one on an existing task, a stale If-Match.
+CREATE_ERRORS = _errors(400, 401, 409, 413, 429, 500, 503)
+TASK_COMMAND_ERRORS = _errors(400, 401, 404, 409, 412, 413, 429, 500, 503)
 NOT_MODIFIED = {
     304: ResponseSpec(
         None, description="If-None-Match names the current version", generate_examples=False

@@ -61,6 +61,9 @@ class EventController(Controller):
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page")] = 100,
     ) -> EventPage:
+        """The tenant's events in the order they committed, `limit` at a time. Pass the
+        page's `next` as `after` to read on: following it never skips an event, even one
+        whose transaction commits late, and never repeats one."""
         checkpoint = parse_cursor(after)
         tenant_id = caller.principal.tenant_id
         async with tenant_connection(engine_of(request), tenant_id) as conn:

@@ -21,8 +21,17 @@ from app.http.errors import (
     ERRORS,
     NOT_MODIFIED,
     TASK_COMMAND_ERRORS,
+    TASK_READ_ERRORS,
     ApiError,
     task_not_found,
+)
+from app.http.openapi import (
+    COMPLETE_EXAMPLE,
+    CREATE_EXAMPLE,
+    REASSIGN_EXAMPLE,
+    SNOOZE_EXAMPLE,
+    UPDATE_EXAMPLE,
+    request_body,
 )
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
@@ -183,10 +192,15 @@ class TaskController(Controller):
         summary="Create a task",
         status_code=201,
         responses=CREATE_ERRORS,
+        dependencies=request_body(CreateTask, CREATE_EXAMPLE, "The reference's new task"),
     )
     async def create(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
     ) -> Response[TaskResult]:
+        """Create a task from the fields given; only `title` is required. It starts
+        `not_started` with `normal` priority unless told otherwise, and is claimed by its
+        owner, queued in its queue, or unassigned. Answered 201 with the task and its version
+        as the ETag. Read-only and unknown fields are refused by name (400)."""
         command = await decode_body(request, CreateTask)
 
         async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
@@ -229,6 +243,11 @@ class TaskController(Controller):
         overdue: FromQuery[bool] = False,
         search: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> TaskPage:
+        """A page of the tenant's tasks, deleted ones left out. Filters combine: `status` and
+        `priority` take comma-separated values, `dueBefore`/`dueAfter` RFC 3339 times,
+        `overdue=true` open tasks past their due date, `search` text found in the title or
+        the description. Sorted by `sort` (`dueDate` by default, tasks without one last), `limit`
+        per page up to 100; `total` and `totalPages` count every match."""
         task_filter = queries.TaskFilter(
             tenant_id=caller.principal.tenant_id,
             now=clock.now(),
@@ -252,7 +271,7 @@ class TaskController(Controller):
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
         summary="Get tasks for a specific customer",
-        responses=ERRORS,
+        responses=TASK_READ_ERRORS,
     )
     async def customer_tasks(
         self,
@@ -266,6 +285,8 @@ class TaskController(Controller):
             Literal["asc", "desc"], QueryParameter(name="sortDirection")
         ] = "asc",
     ) -> TaskPage:
+        """A page of the tasks whose `relatedCustomerId` is the customer's, sorted and paged
+        as the task list is. A customer without tasks has an empty page."""
         task_filter = queries.TaskFilter(
             tenant_id=caller.principal.tenant_id, now=clock.now(), related_customer_id=customer_id
         )
@@ -279,6 +300,8 @@ class TaskController(Controller):
         caller: NamedDependency[Caller],
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
+        """Counts of the tenant's tasks (or one owner's): all of them, overdue, due today,
+        completed this week (UTC, from Monday) and in progress."""
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             counts = await figures.task_stats(
                 conn, caller.principal.tenant_id, clock.now(), owner_id
@@ -305,6 +328,10 @@ class TaskController(Controller):
         end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
+        """Totals, the distribution by status and priority, the average time to complete
+        (hours) and each agent's tasks and completions, over the tasks created between
+        `startDate` and `endDate` (a date alone covers the whole day), optionally one
+        owner's."""
         created_from = parse_time("startDate", start_date)
         created_before = end_of_period("endDate", end_date)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
@@ -323,7 +350,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         operation_id="getTask",
         summary="Get task by ID",
-        responses={**ERRORS, **NOT_MODIFIED},
+        responses={**TASK_READ_ERRORS, **NOT_MODIFIED},
     )
     async def get_task(
         self,
@@ -334,6 +361,9 @@ class TaskController(Controller):
             str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
         ] = None,
     ) -> Response[Task]:
+        """The task, with its version as the ETag; 304 when `If-None-Match` names it. With
+        `asOf`, the task as it stood at that time, replayed from its history. A deleted task,
+        or another tenant's, is not found (404)."""
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
         if moment is None:
@@ -356,11 +386,13 @@ class TaskController(Controller):
         "/{task_id:str}/events",
         operation_id="getTaskEvents",
         summary="A task's audit history",
-        responses=ERRORS,
+        responses=TASK_READ_ERRORS,
     )
     async def task_events(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> list[AuditEvent]:
+        """Every event of the task, oldest first: what changed, when, by which API key and
+        in which request. A deleted task keeps its history."""
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
         if not history:
@@ -372,10 +404,15 @@ class TaskController(Controller):
         operation_id="updateTask",
         summary="Update a task",
         responses=TASK_COMMAND_ERRORS,
+        dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
     )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
+        """Set the fields given; those left out keep their values, and objects given
+        (`metadata`, `autoComplete`, ...) replace the task's whole. A new `ownerId`
+        reassigns the task and `status` `completed` completes it. With `If-Match`, refused
+        (412) once the task has moved past that version."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
         return await _respond(request, caller, act, _task_result("Task updated successfully"))
@@ -385,10 +422,13 @@ class TaskController(Controller):
         operation_id="patchTask",
         summary="Partially update a task",
         responses=TASK_COMMAND_ERRORS,
+        dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
+        """As PUT, except that `metadata`, `autoComplete` and `agentReminders` merge into the
+        task's key by key, a null value removing its key (RFC 7396)."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
         return await _respond(request, caller, act, _task_result("Task updated successfully"))
@@ -399,10 +439,13 @@ class TaskController(Controller):
         summary="Mark a task as completed",
         status_code=200,
         responses=TASK_COMMAND_ERRORS,
+        dependencies=request_body(CompleteTask, COMPLETE_EXAMPLE, "The reference's completion"),
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
+        """Complete the task with an outcome (`resolved` by default) and optional notes. A task
+        already completed, or deferred, cannot be completed (400)."""
         command = await decode_body(request, CompleteTask)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result("Task completed successfully"))
@@ -413,10 +456,14 @@ class TaskController(Controller):
         summary="Snooze a task",
         status_code=200,
         responses=TASK_COMMAND_ERRORS,
+        dependencies=request_body(SnoozeTask, SNOOZE_EXAMPLE, "The reference's snooze"),
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[SnoozeResult]:
+        """Postpone the task to `newDueDate`, which must be in the future, and count the
+        snooze; with `adjustReminders` (the default) its reminders move by as much. A
+        completed task cannot be snoozed (400)."""
         command = await decode_body(request, SnoozeTask)
 
         def render(result: service.CommandResult) -> SnoozeResult:
@@ -431,10 +478,12 @@ class TaskController(Controller):
         summary="Reassign a task to another owner",
         status_code=200,
         responses=TASK_COMMAND_ERRORS,
+        dependencies=request_body(ReassignTask, REASSIGN_EXAMPLE, "The reference's reassignment"),
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
+        """Give the task to another agent, who claims it."""
         command = await decode_body(request, ReassignTask)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result("Task reassigned successfully"))
@@ -449,6 +498,8 @@ class TaskController(Controller):
     async def remove(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[Confirmation]:
+        """Delete the task: it leaves every list and read (404 from now on), while its
+        history stays readable at /v1/tasks/{task_id}/events."""
         act = _on_task(request, caller, task_id, DeleteTask())
         deleted = Confirmation(True, "Task deleted successfully")
         return await _respond(request, caller, act, lambda _: deleted)
