@@ -80,41 +80,10 @@ def run(
         raw = asyncio.run(appends.raw_insert_rate(url, plan.connections, plan.ceiling_seconds))
         ours, peer = appends.append_rates(url, plan.connections, plan.ceiling_seconds)
 
-        list_ids = [task_id for task_id, _ in tasks[lists.tenant_id]]
-        open_ids = [task_id for task_id, status in tasks[lists.tenant_id] if status in OPEN]
-        half = len(open_ids) // 2
-        files = {
-            "ids": _write(scratch / "ids", list_ids),
-            "snooze": _write(scratch / "snooze", open_ids[:half]),
-            "complete": _write(scratch / "complete", open_ids[half:]),
-            **{name: _write(scratch / name, paths) for name, paths in _queries().items()},
-        }
-        read_list = {"BENCH_API_KEY": lists.api_key}
-        read_stats = {"BENCH_API_KEY": stats.api_key}
-        threads = {"BENCH_WRK_THREADS": str(plan.wrk_threads)}
-        loads: dict[str, LoadResult] = {}
+        files = _request_files(scratch, tasks[lists.tenant_id])
         say(f"starting tasks-api serve --workers {workers}")
         with Server(url, workers, scratch / "server.log") as server:
-
-            def load(name: str, script: str, path: str, env: dict[str, str]) -> None:
-                say(f"wrk: {name}")
-                loads[name] = run_wrk(server, plan, script, path, env)
-
-            load("constant", "constant", "/bench/constant-task", {})
-            load("GET /v1/tasks/:id", "get_task", "/", {**read_list, "BENCH_IDS": files["ids"]})
-            load("list, filters", "query", "/", {**read_list, "BENCH_PATHS": files["filters"]})
-            load("list, search", "query", "/", {**read_list, "BENCH_PATHS": files["search"]})
-            load("stats", "query", "/", {**read_stats, "BENCH_PATHS": files["stats"]})
-            load("analytics", "query", "/", {**read_stats, "BENCH_PATHS": files["analytics"]})
-            load("POST /v1/tasks", "create_task", "/", read_list)
-            load("PATCH /v1/tasks/:id", "patch_task", "/", {**read_list, "BENCH_IDS": files["ids"]})
-            load("snooze", "snooze_task", "/", {**read_list, "BENCH_IDS": files["snooze"]})
-            load(
-                "complete",
-                "complete_task",
-                "/",
-                {**read_list, **threads, "BENCH_IDS": files["complete"]},
-            )
+            loads = _load_api(server, plan, files, lists.api_key, stats.api_key)
             lags = []
             for rate, tenant in lag_tenants.items():
                 say(f"projection lag at {rate:,} commands/s")
@@ -129,6 +98,44 @@ def run(
         for name, r in loads.items()
     ]
     return rows, load_rows
+
+
+def _request_files(scratch: Path, tasks: list[tuple[str, str]]) -> dict[str, str]:
+    """The files the Lua scripts read: task ids (all, open ones to snooze, others to
+    complete) and the query paths of each read."""
+    open_ids = [task_id for task_id, status in tasks if status in OPEN]
+    half = len(open_ids) // 2
+    return {
+        "ids": _write(scratch / "ids", [task_id for task_id, _ in tasks]),
+        "snooze": _write(scratch / "snooze", open_ids[:half]),
+        "complete": _write(scratch / "complete", open_ids[half:]),
+        **{name: _write(scratch / name, paths) for name, paths in _queries().items()},
+    }
+
+
+def _load_api(
+    server: Server, plan: Plan, files: dict[str, str], list_key: str, stats_key: str
+) -> dict[str, LoadResult]:
+    """Each endpoint under wrk in turn: reads first, then the commands."""
+    lists, stats = {"BENCH_API_KEY": list_key}, {"BENCH_API_KEY": stats_key}
+    threads = {"BENCH_WRK_THREADS": str(plan.wrk_threads)}
+    runs = [
+        ("constant", "constant", "/bench/constant-task", {}),
+        ("GET /v1/tasks/:id", "get_task", "/", {**lists, "BENCH_IDS": files["ids"]}),
+        ("list, filters", "query", "/", {**lists, "BENCH_PATHS": files["filters"]}),
+        ("list, search", "query", "/", {**lists, "BENCH_PATHS": files["search"]}),
+        ("stats", "query", "/", {**stats, "BENCH_PATHS": files["stats"]}),
+        ("analytics", "query", "/", {**stats, "BENCH_PATHS": files["analytics"]}),
+        ("POST /v1/tasks", "create_task", "/", lists),
+        ("PATCH /v1/tasks/:id", "patch_task", "/", {**lists, "BENCH_IDS": files["ids"]}),
+        ("snooze", "snooze_task", "/", {**lists, "BENCH_IDS": files["snooze"]}),
+        ("complete", "complete_task", "/", {**lists, **threads, "BENCH_IDS": files["complete"]}),
+    ]
+    loads = {}
+    for name, script, path, env in runs:
+        say(f"wrk: {name}")
+        loads[name] = run_wrk(server, plan, script, path, env)
+    return loads
 
 
 def _rows(
