@@ -47,17 +47,25 @@ async def export_events(
     until: datetime | None = None,
     task_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The tenant's events in commit order as NDJSON lines, a batch in memory at a time."""
+    """The tenant's events in commit order as NDJSON lines, a batch in memory at a time:
+    every event committed when the export began, read from that one snapshot. (A follower
+    of the log stops at the oldest transaction in flight anywhere in the cluster; a snapshot
+    has no event committing late to wait for.)"""
     checkpoint = Checkpoint()
-    while True:
-        async with engine.connect() as conn:
-            batch = await read_after(conn, checkpoint, EXPORT_BATCH, tenant_id=tenant_id)
-        for event in batch:
-            if _selected(event, since, until, task_id):
-                yield msgspec.json.encode(_exported(event)) + b"\n"
-        if len(batch) < EXPORT_BATCH:
-            return
-        checkpoint = checkpoint_of(batch[-1])
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        # The snapshot is read-only and may wait on a slow reader of the output.
+        await conn.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        while True:
+            batch = await read_after(
+                conn, checkpoint, EXPORT_BATCH, tenant_id=tenant_id, horizon=False
+            )
+            for event in batch:
+                if _selected(event, since, until, task_id):
+                    yield msgspec.json.encode(_exported(event)) + b"\n"
+            if len(batch) < EXPORT_BATCH:
+                return
+            checkpoint = checkpoint_of(batch[-1])
 
 
 def _selected(

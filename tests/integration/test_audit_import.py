@@ -134,6 +134,25 @@ async def import_into(url: str, *args: str, stdin: bytes | None = None) -> Resul
     return await asyncio.to_thread(cli, ["audit", "import", *args], url, stdin)
 
 
+async def test_an_export_holds_every_event_committed_even_behind_a_transaction_in_flight(
+    client: AsyncTestClient, engine: AsyncEngine, database_url: str
+) -> None:
+    tenant = await new_tenant(engine, "exporting")
+    async with engine.connect() as in_flight:
+        # A transaction anywhere in the cluster, begun before the task is written and still open.
+        await in_flight.execute(sa.text("SELECT pg_current_xact_id()"))
+        task = await TaskApi(client, tenant).create(title="Written while another writes")
+
+        result = await asyncio.to_thread(
+            cli, ["audit", "export", "--tenant", tenant.tenant_id], database_url
+        )
+
+        await in_flight.rollback()
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["taskId"] == task["_id"]
+
+
 async def test_an_imported_log_gives_the_same_task_views_and_events(
     exported: Export, engine: AsyncEngine, target: AsyncEngine, target_url: str
 ) -> None:
