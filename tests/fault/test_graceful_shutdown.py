@@ -37,6 +37,7 @@ from projections.verify import verify
 from tests.fault.conftest import unthrottled_tenant
 from tests.fault.event_log import events_by_request
 from tests.fault.served_api import ServedApi
+from tests.integration.projection_support import wait_until
 
 SHUTDOWN_TIMEOUT_SECONDS = 10
 # Requests sent whole just before the signal: some are still in flight when it arrives.
@@ -248,6 +249,19 @@ async def create_tasks(engine: AsyncEngine, count: int) -> None:
         await service.create_task(engine, caller, CreateTask(title=f"task {number}"))
 
 
+async def horizon_passed(engine: AsyncEngine) -> bool:
+    """No transaction still open, in this database or another of the cluster, could commit
+    before the last event: the runner sees every event."""
+    async with engine.connect() as conn:
+        passed = await conn.scalar(
+            sa.select(
+                sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+                > sa.func.max(events.c.transaction_id)
+            )
+        )
+    return bool(passed)
+
+
 async def checkpoint_and_rows(engine: AsyncEngine) -> tuple[Checkpoint, int]:
     async with engine.connect() as conn:
         checkpoint = await runner.read_checkpoint_unlocked(conn, ROLLUPS.name)
@@ -274,6 +288,7 @@ async def test_a_runner_told_to_stop_finishes_its_batch_and_applies_no_more(
     fresh_engine: AsyncEngine,
 ) -> None:
     await create_tasks(fresh_engine, 12)
+    await wait_until(lambda: horizon_passed(fresh_engine))
     stop = asyncio.Event()
 
     applied = await runner.catch_up(fresh_engine, StopAfterFirstBatch(stop), 5, stop)
@@ -289,6 +304,7 @@ async def test_a_runner_cancelled_mid_batch_leaves_nothing_of_it(
     fresh_engine: AsyncEngine,
 ) -> None:
     await create_tasks(fresh_engine, 3)
+    await wait_until(lambda: horizon_passed(fresh_engine))
     stop = asyncio.Event()
     projector = StuckMidBatch(stop)
     running = asyncio.create_task(runner.run(fresh_engine, projector, stop))
