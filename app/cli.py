@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -278,7 +279,7 @@ def export_events(
     since_at, until_at = _time_option("--since", since), _time_option("--until", until)
 
     async def work(engine: AsyncEngine) -> None:
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         async for line in export(engine, tenant_id, since_at, until_at, task_id):
             out.write(line)
         out.flush()
