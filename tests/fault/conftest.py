@@ -3,7 +3,6 @@ sent, and a tenant whose rate limit their load never reaches."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,19 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
 from app.database import create_engine
-from app.migrate import upgrade_to_head
 from tests.conftest import Tenant
-from tests.database import create_database, drop_database
+from tests.database import migrated_database
 
 
 @pytest.fixture
 def fresh_database(server_url: str) -> Iterator[str]:
-    url = asyncio.run(create_database(server_url))
-    try:
-        upgrade_to_head(url)
+    with migrated_database(server_url) as url:
         yield url
-    finally:
-        asyncio.run(drop_database(server_url, url))
 
 
 @pytest.fixture

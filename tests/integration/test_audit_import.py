@@ -21,13 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import service
 from app.cli import main
 from app.database import create_engine
-from app.migrate import upgrade_to_head
 from app.store.tables import api_keys, tenants
 from domain.commands import CreateTask
 from projections.tables import events, task_view
 from tests.api.task_api import TaskApi, now, timestamp
 from tests.conftest import new_tenant
-from tests.database import create_database, drop_database
+from tests.database import migrated_database
 from tests.integration.projection_support import new_caller
 
 # What an import keeps of each event: all but its position and transaction id.
@@ -96,12 +95,8 @@ async def exported(
 @pytest.fixture
 def target_url(server_url: str) -> Iterator[str]:
     """Another database, migrated and empty: where the log moves to."""
-    url = asyncio.run(create_database(server_url))
-    try:
-        upgrade_to_head(url)
+    with migrated_database(server_url) as url:
         yield url
-    finally:
-        asyncio.run(drop_database(server_url, url))
 
 
 @pytest.fixture

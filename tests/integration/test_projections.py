@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
 from app.database import create_engine
-from app.migrate import upgrade_to_head
 from domain.commands import CreateTask, DeleteTask
 from domain.events import TaskCreated
 from domain.task import ClaimStatus, Priority, Status, Task, TitleType
@@ -39,7 +38,7 @@ from projections.runner import LOCK_RETRY_SECONDS, apply_next_batch, catch_up, s
 from projections.tables import events, task_totals
 from projections.tables import task_view as task_view_table
 from projections.verify import verify
-from tests.database import create_database, drop_database
+from tests.database import migrated_database
 from tests.integration.projection_support import (
     Fault,
     Rollups,
@@ -63,12 +62,8 @@ WRITERS = 32
 @pytest.fixture(scope="module")
 def projections_database_url(database_url: str) -> Iterator[str]:
     """A fresh, migrated database on the suite's server, for this module alone."""
-    url = asyncio.run(create_database(database_url))
-    try:
-        upgrade_to_head(url)
+    with migrated_database(database_url) as url:
         yield url
-    finally:
-        asyncio.run(drop_database(database_url, url))
 
 
 @pytest.fixture(scope="module")
