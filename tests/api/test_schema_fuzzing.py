@@ -4,7 +4,7 @@ document forbids is refused, a created task can be reached until it is deleted a
 
 Each operation gets generated requests (examples, coverage and fuzzing phases), and a state
 machine chains them through the links schemathesis infers (create, then act on the task).
-Together they send at least MIN_REQUESTS requests, deterministically."""
+The state machine alone sends at least MIN_REQUESTS requests, deterministically."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 STATEFUL = settings(
-    max_examples=40,
+    max_examples=200,
     stateful_step_count=8,
     deadline=None,
     derandomize=True,
@@ -71,7 +71,6 @@ schema = schemathesis.openapi.from_asgi(
     create_app(Settings(database_url="postgresql://127.0.0.1:9/unused", run_projections=False)),
     config=CONFIG,
 )
-sent: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +100,14 @@ async def unthrottled_tenant(database_url: str) -> Tenant:
 def test_every_operation_keeps_its_documented_contract(
     case: schemathesis.Case, live_app: Litestar, fuzzing_tenant: Tenant
 ) -> None:
-    sent[case.operation.label] += 1
     case.call_and_validate(app=live_app, headers=fuzzing_tenant.headers)
 
 
 def test_chains_of_operations_keep_their_documented_contract(
     live_app: Litestar, database_url: str
 ) -> None:
+    sent: Counter[str] = Counter()
+
     class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
             # Each scenario starts from an empty tenant: the same steps meet the same state,
@@ -115,14 +115,8 @@ def test_chains_of_operations_keep_their_documented_contract(
             self.tenant = asyncio.run(unthrottled_tenant(database_url))
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            sent["stateful"] += 1
+            sent["requests"] += 1
             return {"app": live_app, "headers": self.tenant.headers}
 
     Scenarios.run(settings=STATEFUL)
-
-
-def test_the_fuzzing_sent_at_least_1000_requests() -> None:
-    operations = {result.ok().label for result in schema.get_all_operations()}
-    if not operations | {"stateful"} <= set(sent):
-        pytest.skip("runs after every fuzzing test above; some were not selected")
-    assert sum(sent.values()) >= MIN_REQUESTS, sent
+    assert sent["requests"] >= MIN_REQUESTS, sent
