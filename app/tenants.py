@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids
 from app.store.tables import api_keys, tenants
@@ -106,15 +106,16 @@ def hear_revocations(hearing: bool) -> None:
     _live_keys.clear()
 
 
-async def authenticate(conn: AsyncConnection, api_key: str) -> Principal | None:
+async def authenticate(engine: AsyncEngine, api_key: str) -> Principal | None:
     """The principal a live key belongs to, or None. While revocations are heard, a live
-    key's answer is kept for KEY_CACHE_SECONDS, so most requests need no query."""
+    key's answer is kept for KEY_CACHE_SECONDS, so most requests need no connection."""
     digest, now = hash_key(api_key), time.monotonic()
     known = _live_keys.get(digest)
     if known is not None and known[0] > now:
         return known[1]
     revocations_before = _revocations_heard
-    principal = await _look_up_key(conn, api_key)
+    async with engine.connect() as conn:
+        principal = await _look_up_key(conn, api_key)
     if principal is None:
         _live_keys.pop(digest, None)
         return None

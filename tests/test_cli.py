@@ -23,8 +23,7 @@ def authenticates(database_url: str, api_key: str) -> bool:
     async def check() -> bool:
         engine = create_engine(database_url, pool_size=1)
         try:
-            async with engine.connect() as conn:
-                return await tenants.authenticate(conn, api_key) is not None
+            return await tenants.authenticate(engine, api_key) is not None
         finally:
             await engine.dispose()
 

@@ -29,8 +29,7 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
     api_key = request.headers.get(API_KEY_HEADER)
     principal = None
     if api_key:
-        async with request.app.state.engine.connect() as conn:
-            principal = await tenants.authenticate(conn, api_key)
+        principal = await tenants.authenticate(request.app.state.engine, api_key)
     try:
         if principal is None:
             client_address = request.client.host if request.client else "unknown"
