@@ -2,7 +2,7 @@
 
 The rollups trail the log by the runner's lag; the tenant's events past the rollups'
 checkpoint are folded in at read time, so a client reads its own writes here too. Only
-what depends on the clock (overdue, due today) is counted on the task view."""
+what depends on the clock is counted on the task view: overdue and due today within today."""
 
 from __future__ import annotations
 
@@ -21,24 +21,32 @@ from projections.rollups import Fold, load_facts
 from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
+    open_tasks_by_due_day,
     owner_names,
     task_totals,
     task_view,
     tasks_by_created_day,
 )
 
-# Past this many unapplied events a read waits for the runner rather than folding them in.
+# Past this many unapplied events of a tenant, its figures wait for the runner.
 PENDING_EVENTS_MAX = 5000
 AGENT_PERFORMANCE_MAX = 5000
 MS_PER_HOUR = 3_600_000
+
+
+class RollupsBehind(Exception):
+    """The rollups are too far behind the log to fold the rest in at read time, as after a
+    replay of them has begun: the figures would be wrong, so none are given."""
 
 
 async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
     """The tenant's events the rollups have not applied yet, folded."""
     checkpoint = await read_checkpoint_unlocked(conn, ROLLUPS.name)
     tail = await read_after(
-        conn, checkpoint, PENDING_EVENTS_MAX, tenant_id=tenant_id, horizon=False
+        conn, checkpoint, PENDING_EVENTS_MAX + 1, tenant_id=tenant_id, horizon=False
     )
+    if len(tail) > PENDING_EVENTS_MAX:
+        raise RollupsBehind(tenant_id)
     keys = sorted({(event.tenant_id, event.stream_id) for event in tail})
     fold = Fold(facts=await load_facts(conn, keys) if keys else {}, deltas={}, names={})
     for event in tail:
@@ -99,23 +107,11 @@ async def task_stats(
         if owned(row) and row["completed_on"] >= monday.date()
     )
 
-    v = task_view.c
-    open_tasks = [v.tenant_id == tenant_id, v.status.not_in(CLOSED_STATUSES)]
-    if owner_id is not None:
-        open_tasks.append(v.owner_id == owner_id)
-    clock_bound = (
-        await conn.execute(
-            sa.select(
-                sa.func.count().filter(v.due_date < now),
-                sa.func.count().filter(v.due_date >= today, v.due_date < today + timedelta(days=1)),
-            # Both counts are of tasks due before tomorrow: the index range stops there.
-            ).where(*open_tasks, v.due_date < today + timedelta(days=1))
-        )
-    ).one()
+    overdue, due_today = await _open_and_due(conn, fold, tenant_id, now, owner_id)
     return {
         "total": sum(by_status.values()),
-        "overdue": clock_bound[0],
-        "dueToday": clock_bound[1],
+        "overdue": overdue,
+        "dueToday": due_today,
         "completedThisWeek": completed_this_week,
         "inProgress": by_status[Status.IN_PROGRESS],
     }
@@ -181,7 +177,7 @@ async def task_analytics(
         "total_tasks": sum(statuses.values()),
         "completed_tasks": completed_tasks,
         "overdue_tasks": await _overdue(
-            conn, tenant_id, now, owner_id, created_from, created_before
+            conn, fold, tenant_id, now, owner_id, created_from, created_before
         ),
         "avg_completion_time": (
             round(completion_ms / completed_tasks / MS_PER_HOUR, 2) if completed_tasks else None
@@ -266,14 +262,54 @@ async def _add_from_view(
         buckets.add(owner, status, priority, tasks, int(total_ms))
 
 
+async def _open_and_due(
+    conn: AsyncConnection, fold: Fold, tenant_id: str, now: datetime, owner_id: str | None
+) -> tuple[int, int]:
+    """(overdue, due today): open tasks due before now, and open tasks due within today (UTC).
+    The days before today are summed from their rollup; today is counted on the task view, an
+    index range of one day whatever the tenant's size."""
+    today = _start_of_day(now)
+    o = open_tasks_by_due_day.c
+    query = sa.select(sa.func.coalesce(sa.func.sum(o.tasks), 0)).where(
+        o.tenant_id == tenant_id, o.due_on < today.date()
+    )
+    if owner_id is not None:
+        query = query.where(o.owner_id == owner_id)
+    before_today = int(await conn.scalar(query) or 0)
+    before_today += sum(
+        row["tasks"]
+        for row in _pending_rows(fold, open_tasks_by_due_day)
+        if row["due_on"] < today.date() and owner_id in (None, row["owner_id"])
+    )
+
+    v = task_view.c
+    due_today = [
+        v.tenant_id == tenant_id,
+        v.status.not_in(CLOSED_STATUSES),
+        v.due_date >= today,
+        v.due_date < today + timedelta(days=1),
+    ]
+    if owner_id is not None:
+        due_today.append(v.owner_id == owner_id)
+    query = sa.select(sa.func.count().filter(v.due_date < now), sa.func.count()).where(*due_today)
+    overdue_today, due_within_today = (await conn.execute(query)).one()
+    return before_today + overdue_today, due_within_today
+
+
 async def _overdue(
     conn: AsyncConnection,
+    fold: Fold,
     tenant_id: str,
     now: datetime,
     owner_id: str | None,
     created_from: datetime | None,
     created_before: datetime | None,
 ) -> int:
+    if created_from is None and created_before is None:
+        overdue, _ = await _open_and_due(conn, fold, tenant_id, now, owner_id)
+        return overdue
+    # The rollup knows no creation times: a period's tasks are counted on the view, where an
+    # index on creation time bounds the scan to the period.
     v = task_view.c
     query = sa.select(sa.func.count()).where(
         v.tenant_id == tenant_id, v.status.not_in(CLOSED_STATUSES), v.due_date < now

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,13 +23,15 @@ from domain.events import (
     TaskDeleted,
     TaskEvent,
     TaskReassigned,
+    TaskSnoozed,
     TaskUpdated,
 )
-from domain.task import Status
+from domain.task import CLOSED_STATUSES, Status
 from projections.log import RecordedEvent
 from projections.projector import Rows, comparable, keyed_by, task_keys, upsert_rows
 from projections.tables import (
     completions_by_day,
+    open_tasks_by_due_day,
     owner_names,
     rollup_tasks,
     task_totals,
@@ -51,6 +54,10 @@ class TaskFacts:
     priority: str
     created_at: datetime
     completed_at: datetime | None
+    due_date: datetime | None
+
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_STATUSES
 
     def completion_ms(self) -> int:
         if self.status != Status.COMPLETED or self.completed_at is None:
@@ -68,6 +75,7 @@ def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
                 priority=task.priority,
                 created_at=task.created_at,
                 completed_at=task.completed_at,
+                due_date=task.due_date,
             )
         case TaskDeleted():
             return None
@@ -78,11 +86,24 @@ def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
             status = changes["status"].after if "status" in changes else facts.status
             priority = changes["priority"].after if "priority" in changes else facts.priority
             completed_at = facts.completed_at if status == Status.COMPLETED else None
-            return replace(facts, status=status, priority=priority, completed_at=completed_at)
+            due_date = (
+                msgspec.convert(changes["dueDate"].after, datetime | None)
+                if "dueDate" in changes
+                else facts.due_date
+            )
+            return replace(
+                facts,
+                status=status,
+                priority=priority,
+                completed_at=completed_at,
+                due_date=due_date,
+            )
         case TaskCompleted():
             return replace(facts, status=Status.COMPLETED, completed_at=event.completed_at)
         case TaskReassigned():
             return replace(facts, owner_id=event.new_owner_id or UNOWNED)
+        case TaskSnoozed():
+            return replace(facts, due_date=event.new_due_date)
     return facts
 
 
@@ -102,6 +123,10 @@ def contributions(
     )
     if facts.status == Status.COMPLETED and facts.completed_at is not None:
         yield "completions_by_day", (tenant_id, facts.completed_at.date(), facts.owner_id), 0
+    if facts.is_open() and facts.due_date is not None:
+        # The day in UTC, as the counts that read these rows draw their lines.
+        due_on = facts.due_date.astimezone(UTC).date()
+        yield "open_tasks_by_due_day", (tenant_id, due_on, facts.owner_id), 0
 
 
 def add_change(
@@ -149,7 +174,14 @@ class Fold:
 
 class RollupProjector:
     name = "task_rollups"
-    tables = (rollup_tasks, task_totals, tasks_by_created_day, completions_by_day, owner_names)
+    tables = (
+        rollup_tasks,
+        task_totals,
+        tasks_by_created_day,
+        completions_by_day,
+        open_tasks_by_due_day,
+        owner_names,
+    )
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
         keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
@@ -167,11 +199,10 @@ class RollupProjector:
         rows: dict[str, Rows] = defaultdict(set)
         for (table, key), (tasks, ms) in fold.deltas.items():
             if tasks:
-                rows[table].add(
-                    (*key, tasks) if table == "completions_by_day" else (*key, tasks, ms)
-                )
+                with_ms = "completion_ms" in ROLLUP_TABLES[table].c
+                rows[table].add((*key, tasks, ms) if with_ms else (*key, tasks))
         rows["rollup_tasks"] = {
-            (tenant, task, f.owner_id, f.status, f.priority, f.created_at, f.completed_at)
+            (tenant, task, *fact_values(f))
             for (tenant, task), f in fold.facts.items()
             if f is not None
         }
@@ -193,7 +224,7 @@ async def load_facts(conn: AsyncConnection, keys: list[TaskKey]) -> dict[TaskKey
     )
     return {
         (row.tenant_id, row.task_id): TaskFacts(
-            row.owner_id, row.status, row.priority, row.created_at, row.completed_at
+            row.owner_id, row.status, row.priority, row.created_at, row.completed_at, row.due_date
         )
         for row in await conn.execute(query)
     }
@@ -203,11 +234,7 @@ async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | N
     gone = [key for key, value in facts.items() if value is None]
     if gone:
         await conn.execute(rollup_tasks.delete().where(keyed_by(rollup_tasks, gone)))
-    live = [
-        (tenant, task, f.owner_id, f.status, f.priority, f.created_at, f.completed_at)
-        for (tenant, task), f in facts.items()
-        if f is not None
-    ]
+    live = [(tenant, task, *fact_values(f)) for (tenant, task), f in facts.items() if f is not None]
     await upsert_rows(conn, rollup_tasks, FACT_COLUMNS, live, FACTS_CHANGED)
 
 
@@ -252,6 +279,18 @@ async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str |
     )
 
 
+def fact_values(facts: TaskFacts) -> tuple[Any, ...]:
+    """A task's facts in the order of rollup_tasks' columns after its key."""
+    return (
+        facts.owner_id,
+        facts.status,
+        facts.priority,
+        facts.created_at,
+        facts.completed_at,
+        facts.due_date,
+    )
+
+
 FACT_COLUMNS = (
     "tenant_id",
     "task_id",
@@ -260,11 +299,14 @@ FACT_COLUMNS = (
     "priority",
     "created_at",
     "completed_at",
+    "due_date",
 )
 FACTS_CHANGED = ", ".join(
-    f"{name} = EXCLUDED.{name}" for name in ("owner_id", "status", "priority", "completed_at")
+    f"{name} = EXCLUDED.{name}"
+    for name in ("owner_id", "status", "priority", "completed_at", "due_date")
 )
 
 ROLLUP_TABLES = {
-    table.name: table for table in (task_totals, tasks_by_created_day, completions_by_day)
+    table.name: table
+    for table in (task_totals, tasks_by_created_day, completions_by_day, open_tasks_by_due_day)
 }

@@ -105,6 +105,7 @@ rollup_tasks = sa.Table(
     sa.Column("priority", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("due_date", sa.DateTime(timezone=True)),
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
 )
 
@@ -141,6 +142,17 @@ completions_by_day = sa.Table(
     sa.Column("owner_id", sa.Text, nullable=False),
     sa.Column("tasks", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "completed_on", "owner_id"),
+)
+
+# Open tasks by the day they fall due: overdue and due today without a scan of the view.
+open_tasks_by_due_day = sa.Table(
+    "open_tasks_by_due_day",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "due_on", "owner_id"),
 )
 
 owner_names = sa.Table(

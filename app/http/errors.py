@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from domain.errors import RuleViolation
+from projections.figures import RollupsBehind
 
 log = logging.getLogger("tasks_api.errors")
 
@@ -237,7 +238,19 @@ def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Resp
     )
 
 
+def on_rollups_behind(_: Request[Any, Any, Any], error: RollupsBehind) -> Response[ErrorBody]:
+    return error_response(
+        ApiError(
+            503,
+            "ServiceUnavailableError",
+            "The statistics are catching up with the event log; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    )
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    RollupsBehind: on_rollups_behind,
     SQLAlchemyError: on_database_error,
     OSError: on_database_error,
     ApiError: on_api_error,
