@@ -74,7 +74,9 @@ async def create_task(
     now = clock.now()
     new_events = rules.create(command, task_id, now)
     async with tenant_connection(engine, caller.principal.tenant_id) as conn:
-        return await _append(conn, caller, task_id, None, 0, new_events, now, before_commit)
+        result = await _append(conn, caller, task_id, None, 0, new_events, now, before_commit)
+    _appended(engine, caller, task_id, 0, new_events)
+    return result
 
 
 async def run(
@@ -124,9 +126,10 @@ async def _attempt(
             result = CommandResult(task, version)
             if before_commit is not None:
                 await before_commit(conn, result)
-            await conn.commit()
             return result
-        return await _append(conn, caller, task_id, task, version, new_events, now, before_commit)
+        result = await _append(conn, caller, task_id, task, version, new_events, now, before_commit)
+    _appended(engine, caller, task_id, version, new_events)
+    return result
 
 
 async def _append(
@@ -148,15 +151,14 @@ async def _append(
     result = CommandResult(task, new_version)
     if before_commit is not None:
         await before_commit(conn, result)
-    await conn.commit()
-    append_notices.appended(conn.engine)
-    _log_audit(caller, task_id, version, new_events)
-    for event in new_events:
-        metrics.EVENTS_APPENDED.labels(event_type(event)).inc()
     return result
 
 
-def _log_audit(caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]) -> None:
+def _appended(
+    engine: AsyncEngine, caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]
+) -> None:
+    """What follows a command's commit: the runners told, the audit log and metrics."""
+    append_notices.appended(engine)
     for offset, event in enumerate(new_events, start=1):
         name = event_type(event)
         fields = {
@@ -168,3 +170,4 @@ def _log_audit(caller: Caller, task_id: str, version: int, new_events: list[Task
             "requestId": caller.request_id,
         }
         audit_log.info(name, extra={"fields": fields})
+        metrics.EVENTS_APPENDED.labels(name).inc()

@@ -3,30 +3,27 @@ take_rate_limit (migration 0004) per request, in a statement of its own."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.rate_limits.policy import WINDOW_SECONDS, Quota, Tally
+from app.store.tenant_scope import driver_errors
 
-_TAKE = sa.text(
+_TAKE = (
     "SELECT accepted, taken_at, counted_seconds, counted_requests"
-    " FROM take_rate_limit(:counter, :quota, :window_seconds, :at)"
+    " FROM take_rate_limit($1, $2, $3, $4)"
 )
 
 
 class PostgresCounters:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Without BEGIN and COMMIT, the call is the one round trip of the request.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = engine
 
     async def take(self, quota: Quota, at: float | None) -> Tally:
-        parameters = {
-            "counter": quota.counter,
-            "quota": quota.limit,
-            "window_seconds": WINDOW_SECONDS,
-            "at": at,
-        }
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(_TAKE, parameters)).one()
-        counted = dict(zip(row.counted_seconds or (), row.counted_requests or (), strict=True))
-        return Tally(row.accepted, row.taken_at, counted)
+        # On the driver's own connection, outside any transaction: the call is the one round
+        # trip of the request, and SQLAlchemy's work per statement would cost every request.
+        async with self._engine.connect() as conn, driver_errors(conn):
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            row = await driver.fetchrow(_TAKE, quota.counter, quota.limit, WINDOW_SECONDS, at)
+        accepted, taken_at, seconds, requests = row
+        return Tally(accepted, taken_at, dict(zip(seconds or (), requests or (), strict=True)))

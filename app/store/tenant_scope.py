@@ -4,7 +4,10 @@ Every query of a tenant's request names its tenant; these connections are the se
 behind that. Their transaction acts as the role tasks_tenant with tasks.tenant_id set, and the
 policies of every tenant table (migration 0005) then show and accept that tenant's rows only:
 a query that forgot its `WHERE tenant_id` finds nothing of another tenant's. Both settings are
-local to the transaction, so a pooled connection goes back to the pool as its owner."""
+local to the transaction, so a pooled connection goes back to the pool as its owner.
+
+Beginning the transaction and entering the tenant take one round trip, where SQLAlchemy's
+own BEGIN and a statement for the settings took two."""
 
 from __future__ import annotations
 
@@ -13,29 +16,22 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 import asyncpg
-import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 TENANT_ROLE = "tasks_tenant"
 
-_ENTER = sa.text(
-    "SELECT set_config('role', :role, true), set_config('tasks.tenant_id', :tenant_id, true)"
-)
+IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ"]
 
 
 @asynccontextmanager
 async def tenant_connection(
-    engine: AsyncEngine,
-    tenant_id: str,
-    isolation_level: Literal["READ COMMITTED", "REPEATABLE READ"] = "READ COMMITTED",
+    engine: AsyncEngine, tenant_id: str, isolation_level: IsolationLevel = "READ COMMITTED"
 ) -> AsyncIterator[AsyncConnection]:
-    """A connection whose transaction sees and writes `tenant_id`'s rows only. Once it
-    commits, the confinement ends with the transaction: open another for more work."""
-    async with engine.connect() as conn:
-        if isolation_level != "READ COMMITTED":
-            await conn.execution_options(isolation_level=isolation_level)
-        await conn.execute(_ENTER, {"role": TENANT_ROLE, "tenant_id": tenant_id})
+    """A connection whose transaction sees and writes `tenant_id`'s rows only. The block is
+    the transaction: it commits when the block ends and rolls back if the block raises (the
+    connection's own commit() and rollback() do nothing here)."""
+    async with _tenant_transaction(engine, tenant_id, isolation_level) as (conn, _):
         yield conn
 
 
@@ -43,20 +39,36 @@ async def tenant_connection(
 async def tenant_driver_connection(
     engine: AsyncEngine, tenant_id: str
 ) -> AsyncIterator[asyncpg.Connection]:
-    """The same confinement on the driver's own (asyncpg) connection, for hot paths where
-    SQLAlchemy's work per statement is a measurable share: one round trip begins the
-    transaction and enters the tenant, one commits. Errors of the connection come out as
-    SQLAlchemy's, as from every other query."""
+    """The same on the driver's own (asyncpg) connection, for hot paths where SQLAlchemy's
+    work per statement is a measurable share."""
+    async with _tenant_transaction(engine, tenant_id, "READ COMMITTED") as (_, driver):
+        yield driver
+
+
+@asynccontextmanager
+async def _tenant_transaction(
+    engine: AsyncEngine, tenant_id: str, isolation_level: IsolationLevel
+) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
+    # The transaction is begun on the driver, with the tenant entered in the same round trip;
+    # SQLAlchemy, told to begin none of its own, runs its statements inside it.
     async with engine.connect() as conn, driver_errors(conn):
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         driver = (await conn.get_raw_connection()).driver_connection
-        await driver.execute(_begin_as_tenant(tenant_id))
+        assert driver is not None
+        await driver.execute(_begin_as_tenant(tenant_id, isolation_level))
         try:
-            yield driver
+            yield conn, driver
         except BaseException:
             if not driver.is_closed():
                 await driver.execute("ROLLBACK")
             raise
-        await driver.execute("COMMIT")
+        else:
+            await driver.execute("COMMIT")
+        finally:
+            # Never pooled mid-transaction (an end cut short, by cancellation say): the next
+            # checkout would find this tenant's transaction open.
+            if not driver.is_closed() and driver.is_in_transaction():
+                await conn.invalidate()
 
 
 @asynccontextmanager
@@ -70,11 +82,11 @@ async def driver_errors(conn: AsyncConnection) -> AsyncIterator[None]:
         raise DBAPIError(None, None, error, connection_invalidated=True) from error
 
 
-def _begin_as_tenant(tenant_id: str) -> str:
+def _begin_as_tenant(tenant_id: str, isolation_level: IsolationLevel) -> str:
     # One simple-protocol round trip, so no parameters: the id is quoted as a literal.
     literal = "'" + tenant_id.replace("'", "''") + "'"
     return (
-        "BEGIN; SELECT set_config('role', '"
+        f"BEGIN ISOLATION LEVEL {isolation_level}; SELECT set_config('role', '"
         + TENANT_ROLE
         + f"', true), set_config('tasks.tenant_id', {literal}, true)"
     )
