@@ -11,6 +11,7 @@ own BEGIN and a statement for the settings took two."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -58,6 +59,8 @@ async def _tenant_transaction(
         await driver.execute(_begin_as_tenant(tenant_id, isolation_level))
         try:
             yield conn, driver
+        except asyncio.CancelledError:
+            raise  # the connection is not pooled again: nothing to roll back on it
         except BaseException:
             if not driver.is_closed():
                 await driver.execute("ROLLBACK")
@@ -74,10 +77,20 @@ async def _tenant_transaction(
 @asynccontextmanager
 async def driver_errors(conn: AsyncConnection) -> AsyncIterator[None]:
     """A lost connection met on the driver's own connection comes out as SQLAlchemy's
-    error for it, and the connection is not pooled again."""
+    error for it, and the connection is not pooled again; nor is one whose statement was
+    cut short by a cancellation (a request's timeout, say), which the driver would still
+    count as in progress."""
     try:
         yield
-    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+    except asyncio.CancelledError:
+        await conn.invalidate()
+        raise
+    except (
+        OSError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        asyncpg.PostgresConnectionError,
+    ) as error:
         await conn.invalidate()
         raise DBAPIError(None, None, error, connection_invalidated=True) from error
 
