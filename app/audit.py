@@ -169,8 +169,8 @@ def _recorded(event: ExportedEvent) -> RecordedEvent:
         version=event.version,
         type=event.type,
         payload_version=event.payload_version,
-        data=event.data,
-        metadata=event.metadata,
+        data_json=msgspec.json.encode(event.data).decode(),
+        metadata_json=msgspec.json.encode(event.metadata).decode(),
         recorded_at=event.recorded_at,
     )
 

@@ -49,9 +49,13 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any
     return data
 
 
+_EVENT_DECODER: msgspec.json.Decoder[TaskEvent] = msgspec.json.Decoder(TaskEvent)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
-    """An event as the log holds it."""
+    """An event as the log holds it. Payload and metadata stay JSON text until asked for:
+    a replay decodes the payload straight into its event, never through dicts."""
 
     tenant_id: str
     stream_id: str
@@ -60,15 +64,26 @@ class RecordedEvent:
     version: int
     type: str
     payload_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
+    data_json: str
+    metadata_json: str
     recorded_at: datetime
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The payload as stored."""
+        return msgspec.json.decode(self.data_json)  # type: ignore[no-any-return]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return msgspec.json.decode(self.metadata_json)  # type: ignore[no-any-return]
 
     def current_data(self) -> dict[str, Any]:
         """The payload in the shape the code reads today."""
         return upcast(self.type, self.payload_version, self.data)
 
     def decode(self) -> TaskEvent:
+        if self.payload_version == payload_version(self.type):
+            return _EVENT_DECODER.decode(self.data_json)
         return msgspec.convert(self.current_data(), TaskEvent)  # type: ignore[arg-type]
 
 
@@ -88,8 +103,8 @@ EVENT_COLUMNS = (
     events.c.stream_version,
     events.c.event_type,
     events.c.payload_version,
-    events.c.data,
-    events.c.metadata,
+    events.c.data.cast(sa.Text),
+    events.c.metadata.cast(sa.Text),
     events.c.recorded_at,
 )
 
