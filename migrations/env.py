@@ -16,7 +16,11 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_engine(context.config.attributes["database_url"], pool_size=1)
+    # A migration may build an index over every task: the service's statement timeout is for
+    # requests, not for this.
+    engine = create_engine(
+        context.config.attributes["database_url"], pool_size=1, statement_timeout_ms=0
+    )
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()

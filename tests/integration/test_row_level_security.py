@@ -133,3 +133,36 @@ async def test_a_rebuild_keeps_the_guard(
     assert tenants == {first.principal.tenant_id}
     # The service still writes through the rebuilt tables.
     assert (await create(engine, second)).task is not None
+
+
+async def test_the_search_function_finds_the_entered_tenants_tasks_only(
+    engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
+) -> None:
+    first, _ = two_tenants
+    async with tenant_connection(engine, first.principal.tenant_id) as conn:
+        found = set(await conn.scalars(sa.text("SELECT task_id FROM task_ids_matching('%')")))
+        own = set(await conn.scalars(sa.text("SELECT task_id FROM task_view")))
+    assert found == own and len(own) == 1
+
+
+async def test_the_search_function_finds_nothing_without_a_tenant(
+    engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
+) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SET LOCAL ROLE tasks_tenant"))
+        assert await conn.scalar(sa.text("SELECT count(*) FROM task_ids_matching('%')")) == 0
+
+
+async def test_no_role_but_the_tenant_role_may_call_the_search_function(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        granted = await conn.scalars(
+            sa.text(
+                "SELECT grantee FROM information_schema.routine_privileges "
+                "WHERE routine_name = 'task_ids_matching' AND privilege_type = 'EXECUTE' "
+                "AND grantee <> (SELECT rolname FROM pg_roles r JOIN pg_proc p "
+                "ON p.proowner = r.oid WHERE p.proname = 'task_ids_matching')"
+            )
+        )
+        assert set(granted) == {"tasks_tenant"}
