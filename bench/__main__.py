@@ -19,7 +19,7 @@ import asyncpg
 
 from app.database import create_engine
 from bench import appends, dataset
-from bench.database import create_tenants, throwaway_database
+from bench.database import create_tenants, throwaway_database, wait_until_idle
 from bench.explain import explain_reads
 from bench.lag import LagResult, projection_lag
 from bench.load import LoadResult, ensure_wrk, run_wrk
@@ -133,6 +133,9 @@ def _load_api(
     ]
     loads = {}
     for name, script, path, env in runs:
+        # What the last load left running (a search gives up only at its statement timeout)
+        # would otherwise be measured against this one.
+        asyncio.run(wait_until_idle(server.database_url))
         say(f"wrk: {name}")
         loads[name] = run_wrk(server, plan, script, path, env)
     return loads

@@ -3,6 +3,7 @@ the real `tasks-api` commands, and dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
 # checked on every request as in production but never refuses one.
 RATE_LIMIT = 1_000_000_000
+# How long a load waits for the statements of the one before it to finish.
+IDLE_WAIT_SECONDS = 30.0
 
 
 class CreatedTenant(msgspec.Struct, rename="camel"):
@@ -77,9 +80,25 @@ def throwaway_database() -> Iterator[str]:
         _run_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _run_sql(url: str, statement: str) -> None:
-    import asyncio
+async def wait_until_idle(database_url: str, within: float = IDLE_WAIT_SECONDS) -> None:
+    """Until no statement runs on the database but this one, or `within` seconds have
+    passed."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND pid <> pg_backend_pid()"
+            )
+            if busy == 0:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
+
+def _run_sql(url: str, statement: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(url)
         try:

@@ -31,6 +31,7 @@ class Server:
     processes sampled from start to stop."""
 
     def __init__(self, database_url: str, workers: int, log_path: Path) -> None:
+        self.database_url = database_url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
