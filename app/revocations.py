@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
+from app.database import driver_connection
 
 RECONNECT_SECONDS = 1.0
 
@@ -46,8 +47,7 @@ async def _listen(engine: AsyncEngine) -> None:
 
 async def _listen_while_connected(engine: AsyncEngine) -> None:
     async with engine.connect() as session:
-        listener = (await session.get_raw_connection()).driver_connection
-        assert listener is not None
+        listener = await driver_connection(session)
         lost = asyncio.Event()
 
         def forget(_connection: Any, _pid: int, _channel: str, key_id: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.database import create_engine
+from app.database import create_engine, driver_connection
 from app.store.tenant_scope import tenant_connection
 from projections import figures, queries
 
@@ -101,8 +101,7 @@ async def _statements_of(engine: AsyncEngine, tenant_id: str, read: Read) -> lis
 
 async def _explain(engine: AsyncEngine, tenant_id: str, statement: str, parameters: Any) -> str:
     async with tenant_connection(engine, tenant_id, "REPEATABLE READ") as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_connection(conn)
         rows = await driver.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
     sql = " ".join(statement.split())
     plan = "\n".join(row[0] for row in rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,7 +80,6 @@ async def task_stats(
     """total, overdue, dueToday (open, due within today UTC), completedThisWeek (since
     Monday 00:00 UTC) and inProgress."""
     fold = await pending(conn, tenant_id)
-    owned = (lambda row: True) if owner_id is None else (lambda row: row["owner_id"] == owner_id)
 
     t = task_totals.c
     query = sa.select(t.status, sa.func.sum(t.tasks)).where(t.tenant_id == tenant_id)
@@ -89,22 +88,14 @@ async def task_stats(
     by_status: Counter[str] = Counter(
         {status: int(count) for status, count in await conn.execute(query.group_by(t.status))}
     )
-    for row in filter(owned, _pending_rows(fold, task_totals)):
-        by_status[row["status"]] += row["tasks"]
+    for row in _pending_rows(fold, task_totals):
+        if owner_id in (None, row["owner_id"]):
+            by_status[row["status"]] += row["tasks"]
 
     today = _start_of_day(now)
     monday = today - timedelta(days=today.weekday())
-    d = completions_by_day.c
-    query = sa.select(sa.func.coalesce(sa.func.sum(d.tasks), 0)).where(
-        d.tenant_id == tenant_id, d.completed_on >= monday.date()
-    )
-    if owner_id is not None:
-        query = query.where(d.owner_id == owner_id)
-    completed_this_week = int(await conn.scalar(query) or 0)
-    completed_this_week += sum(
-        row["tasks"]
-        for row in _pending_rows(fold, completions_by_day)
-        if owned(row) and row["completed_on"] >= monday.date()
+    completed_this_week = await _tasks_by_day(
+        conn, fold, completions_by_day.c.completed_on, tenant_id, owner_id, since=monday.date()
     )
 
     overdue, due_today = await _open_and_due(conn, fold, tenant_id, now, owner_id)
@@ -269,17 +260,8 @@ async def _open_and_due(
     The days before today are summed from their rollup; today is counted on the task view, an
     index range of one day whatever the tenant's size."""
     today = _start_of_day(now)
-    o = open_tasks_by_due_day.c
-    query = sa.select(sa.func.coalesce(sa.func.sum(o.tasks), 0)).where(
-        o.tenant_id == tenant_id, o.due_on < today.date()
-    )
-    if owner_id is not None:
-        query = query.where(o.owner_id == owner_id)
-    before_today = int(await conn.scalar(query) or 0)
-    before_today += sum(
-        row["tasks"]
-        for row in _pending_rows(fold, open_tasks_by_due_day)
-        if row["due_on"] < today.date() and owner_id in (None, row["owner_id"])
+    before_today = await _tasks_by_day(
+        conn, fold, open_tasks_by_due_day.c.due_on, tenant_id, owner_id, before=today.date()
     )
 
     v = task_view.c
@@ -294,6 +276,37 @@ async def _open_and_due(
     query = sa.select(sa.func.count().filter(v.due_date < now), sa.func.count()).where(*due_today)
     overdue_today, due_within_today = (await conn.execute(query)).one()
     return before_today + overdue_today, due_within_today
+
+
+async def _tasks_by_day(
+    conn: AsyncConnection,
+    fold: Fold,
+    day: sa.Column[date],
+    tenant_id: str,
+    owner_id: str | None,
+    *,
+    since: date | None = None,
+    before: date | None = None,
+) -> int:
+    """The tasks a daily rollup counts for the tenant (or one owner) on the days from `since`
+    and before `before`, with what the runner has not applied yet."""
+    table = day.table
+    c = table.c
+    query = sa.select(sa.func.coalesce(sa.func.sum(c.tasks), 0)).where(c.tenant_id == tenant_id)
+    if owner_id is not None:
+        query = query.where(c.owner_id == owner_id)
+    if since is not None:
+        query = query.where(day >= since)
+    if before is not None:
+        query = query.where(day < before)
+    stored = int(await conn.scalar(query) or 0)
+    return stored + sum(
+        row["tasks"]
+        for row in _pending_rows(fold, table)
+        if owner_id in (None, row["owner_id"])
+        and (since is None or row[day.name] >= since)
+        and (before is None or row[day.name] < before)
+    )
 
 
 async def _overdue(

@@ -199,8 +199,7 @@ class RollupProjector:
         rows: dict[str, Rows] = defaultdict(set)
         for (table, key), (tasks, ms) in fold.deltas.items():
             if tasks:
-                with_ms = "completion_ms" in ROLLUP_TABLES[table].c
-                rows[table].add((*key, tasks, ms) if with_ms else (*key, tasks))
+                rows[table].add(_counted_row(table, key, tasks, ms))
         rows["rollup_tasks"] = {
             (tenant, task, *fact_values(f))
             for (tenant, task), f in fold.facts.items()
@@ -243,8 +242,7 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
     for (table_name, key), (tasks, ms) in deltas.items():
         if tasks == 0 and ms == 0:
             continue
-        with_ms = "completion_ms" in ROLLUP_TABLES[table_name].c
-        by_table[table_name].append((*key, tasks, ms) if with_ms else (*key, tasks))
+        by_table[table_name].append(_counted_row(table_name, key, tasks, ms))
     for table_name, rows in by_table.items():
         table = ROLLUP_TABLES[table_name]
         keys = tuple(column.name for column in table.primary_key.columns)
@@ -277,6 +275,12 @@ async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str |
         rows,
         "owner_name = EXCLUDED.owner_name",
     )
+
+
+def _counted_row(table_name: str, key: tuple[Any, ...], tasks: int, ms: int) -> tuple[Any, ...]:
+    """A rollup row: its key, then its counts (completion time only where the table has it)."""
+    with_ms = "completion_ms" in ROLLUP_TABLES[table_name].c
+    return (*key, tasks, ms) if with_ms else (*key, tasks)
 
 
 def fact_values(facts: TaskFacts) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.types import Message, Scope
 
 from app import tenants
-from app.http.errors import RETRY_AFTER_SECONDS, ApiError
+from app.http.errors import ApiError, service_unavailable
 from app.rate_limits import RateLimiter
 from app.rate_limits.policy import WINDOW_SECONDS, CountersUnavailable, Decision
 from app.service import Caller
@@ -38,12 +38,7 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
             request.state[TENANT_ID] = principal.tenant_id
             decision = await rate_limiter.admit(principal)
     except CountersUnavailable as error:
-        raise ApiError(
-            503,
-            "ServiceUnavailableError",
-            "The rate limits cannot be counted; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from error
+        raise service_unavailable("The rate limits cannot be counted; retry shortly") from error
     request.state[DECISION] = decision
     if not decision.accepted:
         raise too_many_requests(decision)

@@ -137,6 +137,16 @@ def validation_error(details: list[str], message: str = "Validation failed") -> 
     return ApiError(400, "ValidationError", message, details)
 
 
+def service_unavailable(message: str) -> ApiError:
+    """503 with Retry-After: a passing condition, worth a retry shortly."""
+    return ApiError(
+        503,
+        "ServiceUnavailableError",
+        message,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def task_not_found() -> ApiError:
     return ApiError(404, "NotFoundError", "Task not found")
 
@@ -228,24 +238,12 @@ def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Resp
     if not database_unavailable(error):
         return on_unexpected(request, error)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
-    return error_response(
-        ApiError(
-            503,
-            "ServiceUnavailableError",
-            "The database is unavailable; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    )
+    return error_response(service_unavailable("The database is unavailable; retry shortly"))
 
 
 def on_rollups_behind(_: Request[Any, Any, Any], error: RollupsBehind) -> Response[ErrorBody]:
     return error_response(
-        ApiError(
-            503,
-            "ServiceUnavailableError",
-            "The statistics are catching up with the event log; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        service_unavailable("The statistics are catching up with the event log; retry shortly")
     )
 
 

@@ -8,7 +8,7 @@ import asyncio
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.errors import RETRY_AFTER_SECONDS, ApiError, send_error
+from app.http.errors import ApiError, send_error, service_unavailable
 
 
 class RequestTimeoutMiddleware:
@@ -37,9 +37,5 @@ class RequestTimeoutMiddleware:
             raise
 
     def _timed_out(self) -> ApiError:
-        return ApiError(
-            503,
-            "ServiceUnavailableError",
-            f"The request took longer than {self.seconds:g} s; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        seconds = f"{self.seconds:g}"
+        return service_unavailable(f"The request took longer than {seconds} s; retry shortly")

@@ -79,14 +79,15 @@ class AuditEvent(msgspec.Struct, rename="camel"):
 
     @classmethod
     def of(cls, event: RecordedEvent) -> AuditEvent:
+        metadata = event.metadata
         return cls(
             task_id=event.stream_id,
             type=event.type,
             version=event.version,
             position=event.position,
             recorded_at=event.recorded_at,
-            actor=event.metadata.get("actor"),
-            request_id=event.metadata.get("requestId"),
+            actor=metadata.get("actor"),
+            request_id=metadata.get("requestId"),
             data=event.current_data(),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.database import driver_connection
 from app.rate_limits.policy import WINDOW_SECONDS, Quota, Tally
 from app.store.tenant_scope import driver_errors
 
@@ -22,8 +23,7 @@ class PostgresCounters:
         # On the driver's own connection, outside any transaction: the call is the one round
         # trip of the request, and SQLAlchemy's work per statement would cost every request.
         async with self._engine.connect() as conn, driver_errors(conn):
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            driver = await driver_connection(conn)
             row = await driver.fetchrow(_TAKE, quota.counter, quota.limit, WINDOW_SECONDS, at)
         accepted, taken_at, seconds, requests = row
         return Tally(accepted, taken_at, dict(zip(seconds or (), requests or (), strict=True)))

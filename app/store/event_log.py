@@ -10,6 +10,7 @@ import msgspec
 from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.database import driver_connection
 from app.store.tenant_scope import driver_errors
 from domain.events import TaskEvent, event_type
 from domain.task import Task
@@ -101,8 +102,7 @@ def _event_arguments(
 async def _execute(conn: AsyncConnection, stream_id: str, sql: str, arguments: list[Any]) -> None:
     # On the driver's own connection, inside the transaction SQLAlchemy began: SQLAlchemy's
     # work per statement was a measurable share of a command's time.
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
+    driver = await driver_connection(conn)
     try:
         async with driver_errors(conn):
             await driver.execute(sql, *arguments)

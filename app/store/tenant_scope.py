@@ -20,6 +20,8 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.database import driver_connection
+
 TENANT_ROLE = "tasks_tenant"
 
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ"]
@@ -54,8 +56,7 @@ async def _tenant_transaction(
     # SQLAlchemy, told to begin none of its own, runs its statements inside it.
     async with engine.connect() as conn, driver_errors(conn):
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_connection(conn)
         await driver.execute(_begin_as_tenant(tenant_id, isolation_level))
         try:
             yield conn, driver
@@ -65,13 +66,7 @@ async def _tenant_transaction(
             if not driver.is_closed():
                 await driver.execute("ROLLBACK")
             raise
-        else:
-            await driver.execute("COMMIT")
-        finally:
-            # Never pooled mid-transaction (an end cut short, by cancellation say): the next
-            # checkout would find this tenant's transaction open.
-            if not driver.is_closed() and driver.is_in_transaction():
-                await conn.invalidate()
+        await driver.execute("COMMIT")
 
 
 @asynccontextmanager
