@@ -340,5 +340,5 @@ async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dic
     o = owner_names.c
     rows = await conn.execute(sa.select(o.owner_id, o.owner_name).where(o.tenant_id == tenant_id))
     names: dict[str, str | None] = {owner: name for owner, name in rows}
-    names.update({owner: name for (_, owner), name in fold.names.items()})
+    names.update({owner: name for (_, owner), (_, name) in fold.names.items()})
     return names

@@ -30,6 +30,21 @@ class Projector(Protocol):
     def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
         """The rows each table should hold after the whole history, computed in memory."""
 
+    def loader(self) -> Loader:
+        """A rebuild's first pass: writes the log into the projection's empty tables."""
+
+
+class Loader(Protocol):
+    """Writes whole streams into empty tables, reading nothing back: a stream arrives once,
+    with all its events, so each row is written once, in its final state."""
+
+    async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
+        """The events of whole streams, each stream's oldest first and no stream seen before;
+        streams in any order (not the order of commit)."""
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        """Write what was held back until every stream was seen."""
+
 
 def written_columns(table: sa.Table) -> list[sa.Column[Any]]:
     """The columns a projector writes; generated ones follow from them."""
@@ -130,6 +145,16 @@ def _upsert_sql(table: sa.Table, columns: tuple[str, ...], assignments: str, ret
         f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}"
     )
     return f"{sql} RETURNING {returning}" if returning else sql
+
+
+async def copy_rows(
+    conn: AsyncConnection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """COPY rows (sequences in the order of `columns`, JSON columns as text) into a table,
+    found by the search path: the fastest way in for rows known to be new."""
+    if rows:
+        driver = (await conn.get_raw_connection()).driver_connection
+        await driver.copy_records_to_table(table.name, records=rows, columns=columns)
 
 
 def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

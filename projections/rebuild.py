@@ -3,12 +3,14 @@ swap them in within one transaction, so reads keep working throughout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections.log import Checkpoint, checkpoint_of, read_after
+from projections.log import Checkpoint, checkpoint_of, read_after, read_by_stream
 from projections.projector import Projector
 from projections.registry import INLINE
 from projections.runner import read_checkpoint, save_checkpoint
@@ -16,6 +18,8 @@ from projections.tables import events
 
 REBUILD_SCHEMA = "projection_rebuild"
 BATCH_SIZE = 5000
+# Connections building the fresh tables' indexes at once.
+INDEX_BUILDERS = 2
 
 # Called with the number of events applied so far.
 Progress = Callable[[int], None]
@@ -39,16 +43,17 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
                 )
             )
         deferred = await _drop_secondary_indexes(conn, projector)
-    checkpoint, applied = Checkpoint(), 0
+    checkpoint, applied = await _load_log(engine, projector, progress)
     while True:
+        # What committed since the first pass's snapshot, in commit order.
         async with engine.begin() as conn:
             checkpoint, count = await _replay_batch(conn, projector, checkpoint)
         applied += count
         progress(applied)
         if count < BATCH_SIZE:
             break
+    await _build_indexes(engine, deferred)
     async with engine.begin() as conn:
-        await _build_indexes(conn, deferred)
         # The fresh tables arrive with no statistics: the planner must not guess at them.
         for table in projector.tables:
             await conn.execute(sa.text(f"ANALYZE {REBUILD_SCHEMA}.{table.name}"))
@@ -90,12 +95,52 @@ async def _drop_secondary_indexes(conn: AsyncConnection, projector: Projector) -
     return definitions
 
 
-async def _build_indexes(conn: AsyncConnection, definitions: list[str]) -> None:
-    # Enough memory that a trigram index is built in one pass, and as long as it takes.
-    await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
-    await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
-    for definition in definitions:
-        await conn.execute(sa.text(definition))
+async def _load_log(
+    engine: AsyncEngine, projector: Projector, progress: Progress
+) -> tuple[Checkpoint, int]:
+    """The first pass: the log up to the horizon, read stream by stream from one snapshot
+    and written by the projector's loader, each row once in its final state, with nothing
+    read back; the checkpoint it ends at, from which the rest follows in commit order."""
+    loader, applied = projector.loader(), 0
+    async with engine.connect() as reading:
+        await reading.execution_options(isolation_level="REPEATABLE READ")
+        async with reading.begin():
+            # Reading for as long as the log takes, idle while each batch is written.
+            await reading.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            await reading.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            checkpoint, streams = await read_by_stream(reading, BATCH_SIZE)
+            async for batch in streams:
+                async with engine.begin() as conn, _fresh_tables(conn):
+                    await loader.add(conn, batch)
+                applied += len(batch)
+                progress(applied)
+    async with engine.begin() as conn, _fresh_tables(conn):
+        await loader.finish(conn)
+    return checkpoint, applied
+
+
+async def _build_indexes(engine: AsyncEngine, definitions: list[str]) -> None:
+    """Build the indexes side by side on as many connections as builders, the slowest (the
+    trigram ones, several times a B-tree's time) first."""
+    waiting = sorted(definitions, key=lambda definition: " USING gin " not in definition)
+
+    async def builder() -> None:
+        async with engine.begin() as conn:
+            # Enough memory that a trigram index is built in one pass, and as long as it takes.
+            await conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            while waiting:
+                await conn.execute(sa.text(waiting.pop(0)))
+
+    await asyncio.gather(*(builder() for _ in range(INDEX_BUILDERS)))
+
+
+@asynccontextmanager
+async def _fresh_tables(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Unqualified table names resolve to the fresh copies within the block."""
+    await conn.execute(sa.text(f"SET LOCAL search_path TO {REBUILD_SCHEMA}, public"))
+    yield
+    await conn.execute(sa.text("SET LOCAL search_path TO public"))
 
 
 async def _replay_batch(
@@ -103,10 +148,8 @@ async def _replay_batch(
 ) -> tuple[Checkpoint, int]:
     batch = await read_after(conn, checkpoint, BATCH_SIZE, horizon=horizon)
     if batch:
-        # Unqualified table names now resolve to the fresh copies.
-        await conn.execute(sa.text(f"SET LOCAL search_path TO {REBUILD_SCHEMA}, public"))
-        await projector.apply(conn, batch)
-        await conn.execute(sa.text("SET LOCAL search_path TO public"))
+        async with _fresh_tables(conn):
+            await projector.apply(conn, batch)
         checkpoint = checkpoint_of(batch[-1])
     return checkpoint, len(batch)
 

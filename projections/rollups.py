@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from msgspec.structs import replace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import (
@@ -28,7 +29,7 @@ from domain.events import (
 )
 from domain.task import CLOSED_STATUSES, Status
 from projections.log import RecordedEvent
-from projections.projector import Rows, comparable, keyed_by, task_keys, upsert_rows
+from projections.projector import Rows, comparable, copy_rows, keyed_by, task_keys, upsert_rows
 from projections.tables import (
     completions_by_day,
     open_tasks_by_due_day,
@@ -39,15 +40,19 @@ from projections.tables import (
 )
 
 UNOWNED = ""  # the owner_id of tasks without an owner
+# Rollup rows a rebuild sums in memory before adding them to the tables.
+COUNTS_HELD = 100_000
 
 TaskKey = tuple[str, str]  # (tenant_id, task_id)
 # (table name, key columns' values) -> [tasks, completion_ms]
 Deltas = dict[tuple[str, tuple[Any, ...]], list[int]]
+# (tenant_id, owner_id) -> ((transaction id, position) where the log said it, the name): the
+# latest in commit order wins, whatever order the events are folded in.
+OwnerNames = dict[tuple[str, str], tuple[tuple[int, int], str | None]]
 
 
-@dataclass(frozen=True, slots=True)
-class TaskFacts:
-    """What the rollups know of a live task."""
+class TaskFacts(msgspec.Struct, frozen=True, gc=False):
+    """What the rollups know of a live task (a struct: a rebuild makes one per event)."""
 
     owner_id: str
     status: str
@@ -154,8 +159,9 @@ class Fold:
     """The effect of a run of events: rollup deltas, tasks' new facts, owners' names."""
 
     facts: dict[TaskKey, TaskFacts | None]
-    deltas: Deltas
-    names: dict[tuple[str, str], str | None]
+    # None: changes are not counted (a rebuild's loader counts each task once, at its end).
+    deltas: Deltas | None
+    names: OwnerNames
 
     def add(self, event: RecordedEvent) -> None:
         key = (event.tenant_id, event.stream_id)
@@ -163,13 +169,18 @@ class Fold:
         before = self.facts.get(key)
         after = facts_after(before, decoded)
         self.facts[key] = after
-        add_change(self.deltas, event.tenant_id, before, after)
+        if self.deltas is not None:
+            add_change(self.deltas, event.tenant_id, before, after)
         if named := owner_named(decoded):
-            self.names[(event.tenant_id, named[0])] = named[1]
+            self._name(event, *named)
         renamed = isinstance(decoded, TaskUpdated) and "ownerName" in decoded.changes
         if renamed and after is not None and after.owner_id != UNOWNED:
-            name = decoded.changes["ownerName"].after  # type: ignore[union-attr]
-            self.names[(event.tenant_id, after.owner_id)] = name
+            self._name(event, after.owner_id, decoded.changes["ownerName"].after)  # type: ignore[union-attr]
+
+    def _name(self, event: RecordedEvent, owner_id: str, name: str | None) -> None:
+        key, said = (event.tenant_id, owner_id), (event.transaction_id, event.position)
+        if key not in self.names or self.names[key][0] < said:
+            self.names[key] = (said, name)
 
 
 class RollupProjector:
@@ -200,18 +211,41 @@ class RollupProjector:
         for (table, key), (tasks, ms) in fold.deltas.items():
             if tasks:
                 rows[table].add(_counted_row(table, key, tasks, ms))
-        rows["rollup_tasks"] = {
-            (tenant, task, *fact_values(f))
-            for (tenant, task), f in fold.facts.items()
-            if f is not None
-        }
+        rows["rollup_tasks"] = set(_fact_rows(fold.facts))
         rows["owner_names"] = {
-            (tenant, owner, name) for (tenant, owner), name in fold.names.items()
+            (tenant, owner, name) for (tenant, owner), (_, name) in fold.names.items()
         }
         return {
             table.name: {comparable(row) for row in rows.get(table.name, set())}
             for table in self.tables
         }
+
+    def loader(self) -> RollupLoader:
+        return RollupLoader()
+
+
+class RollupLoader:
+    """Each task's facts copied in as its stream arrives; the counts summed in memory (and
+    added to the tables whenever they grow large), the owners' names written at the end."""
+
+    def __init__(self) -> None:
+        self.counts: Deltas = {}
+        self.names: OwnerNames = {}
+
+    async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
+        fold = Fold(facts={}, deltas=None, names=self.names)
+        for event in streams:
+            fold.add(event)
+        for (tenant, _), facts in fold.facts.items():
+            add_change(self.counts, tenant, None, facts)
+        await copy_rows(conn, rollup_tasks, FACT_COLUMNS, _fact_rows(fold.facts))
+        if len(self.counts) >= COUNTS_HELD:
+            await _write_deltas(conn, self.counts)
+            self.counts.clear()
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        await _write_deltas(conn, self.counts)
+        await _write_names(conn, self.names)
 
 
 async def load_facts(conn: AsyncConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
@@ -233,8 +267,12 @@ async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | N
     gone = [key for key, value in facts.items() if value is None]
     if gone:
         await conn.execute(rollup_tasks.delete().where(keyed_by(rollup_tasks, gone)))
-    live = [(tenant, task, *fact_values(f)) for (tenant, task), f in facts.items() if f is not None]
-    await upsert_rows(conn, rollup_tasks, FACT_COLUMNS, live, FACTS_CHANGED)
+    await upsert_rows(conn, rollup_tasks, FACT_COLUMNS, _fact_rows(facts), FACTS_CHANGED)
+
+
+def _fact_rows(facts: dict[TaskKey, TaskFacts | None]) -> list[tuple[Any, ...]]:
+    """rollup_tasks rows of the live tasks."""
+    return [(tenant, task, *fact_values(f)) for (tenant, task), f in facts.items() if f is not None]
 
 
 async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
@@ -266,8 +304,8 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
             )
 
 
-async def _write_names(conn: AsyncConnection, names: dict[tuple[str, str], str | None]) -> None:
-    rows = [(tenant, owner, name) for (tenant, owner), name in sorted(names.items())]
+async def _write_names(conn: AsyncConnection, names: OwnerNames) -> None:
+    rows = [(tenant, owner, name) for (tenant, owner), (_, name) in sorted(names.items())]
     await upsert_rows(
         conn,
         owner_names,

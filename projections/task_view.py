@@ -20,6 +20,7 @@ from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
     comparable,
+    copy_rows,
     keyed_by,
     task_keys,
     upsert_rows,
@@ -144,6 +145,24 @@ class TaskViewProjector:
             if task is not None
         }
         return {task_view.name: rows}
+
+    def loader(self) -> TaskViewLoader:
+        return TaskViewLoader()
+
+
+class TaskViewLoader:
+    """Each task's row in its final state, copied in."""
+
+    async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
+        rows = [
+            view_parameters(tenant, version, task)
+            for (tenant, _), (task, version) in _fold_into({}, streams).items()
+            if task is not None
+        ]
+        await copy_rows(conn, task_view, VIEW_COLUMNS, rows)
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        """Nothing is held back: each stream's row is written as it arrives."""
 
 
 States = dict[tuple[str, str], tuple[Task | None, int]]

@@ -35,7 +35,7 @@ from projections.projector import Rows, written_columns
 from projections.rebuild import rebuild
 from projections.registry import ROLLUPS, TASK_VIEW
 from projections.runner import LOCK_RETRY_SECONDS, apply_next_batch, catch_up, save_checkpoint
-from projections.tables import events, task_totals
+from projections.tables import events, owner_names, task_totals
 from projections.tables import task_view as task_view_table
 from projections.verify import verify
 from tests.database import migrated_database
@@ -472,6 +472,31 @@ async def test_a_rebuild_while_commands_are_written_ends_equal_to_a_fresh_replay
 
     assert await verify(engine, TASK_VIEW) == []
     await catch_up(engine, ROLLUPS)
+    assert await verify(engine, ROLLUPS) == []
+
+
+async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_said_it(
+    engine: AsyncEngine,
+) -> None:
+    # A rebuild reads the log task by task: the first task's rename, last in commit order,
+    # comes before the second task's name in that reading.
+    caller = await new_caller(engine, "owner-names")
+    first = await create(engine, caller, ownerId="u-1", ownerName="Ann")
+    second = await create(engine, caller, ownerId="u-1", ownerName="Annie")
+    assert first.task is not None and second.task is not None
+    assert first.task.id < second.task.id
+    await service.run(engine, caller, first.task.id, patch({"ownerName": "Ann Smith"}))
+
+    await rebuild(engine, ROLLUPS, no_progress)
+
+    async with engine.connect() as conn:
+        name = await conn.scalar(
+            sa.select(owner_names.c.owner_name).where(
+                owner_names.c.tenant_id == caller.principal.tenant_id,
+                owner_names.c.owner_id == "u-1",
+            )
+        )
+    assert name == "Ann Smith"
     assert await verify(engine, ROLLUPS) == []
 
 
