@@ -99,12 +99,21 @@ async def list_tasks(
     conditions = task_filter.conditions()
     sort_column = SORT_COLUMNS[page.sort]
     direction = sa.desc if page.descending else sa.asc
-    rows = await conn.execute(
+    query = (
         sa.select(*TASK_COLUMNS)
         .where(*conditions)
         .order_by(direction(sort_column).nulls_last(), direction(task_view.c.task_id))
         .limit(page.limit)
         .offset((page.page - 1) * page.limit)
     )
+    if task_filter.search:
+        # A search finds all its matches before the page is cut from them: counting them in
+        # the same statement spares finding them again. Past the last page no row carries
+        # the count, and it is counted on its own.
+        rows = (await conn.execute(query.add_columns(sa.func.count().over().label("total")))).all()
+        if rows:
+            return [task_from_row(row) for row in rows], rows[0].total
+    else:
+        rows = (await conn.execute(query)).all()
     total = await conn.scalar(sa.select(sa.func.count()).select_from(task_view).where(*conditions))
     return [task_from_row(row) for row in rows], total or 0

@@ -197,6 +197,21 @@ async def test_search_is_a_case_insensitive_substring_of_title_or_description(
     assert found == ["Call about the INVOICE", "Follow up"]
 
 
+async def test_a_search_counts_all_its_matches_on_every_page_and_past_the_last(
+    tasks: TaskApi,
+) -> None:
+    for n in range(5):
+        await tasks.create(title=f"Match {n}", description="the word is in the title")
+    await tasks.create(title="Other", description="a match in the description")
+    await tasks.create(title="Unrelated")
+
+    pages = [await tasks.list(search="match", limit=2, page=page) for page in (1, 2, 3, 4, 5)]
+
+    assert [len(page["tasks"]) for page in pages] == [2, 2, 2, 0, 0]
+    assert {(page["total"], page["totalPages"]) for page in pages} == {(6, 3)}
+    assert len({task["_id"] for page in pages for task in page["tasks"]}) == 6
+
+
 @pytest.mark.parametrize(
     ("search", "expected"),
     [("%", ["100% done"]), ("_", ["snake_case"]), ("0%", ["100% done"]), ("\\", ["back\\slash"])],
