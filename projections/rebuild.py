@@ -53,10 +53,7 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
         if count < BATCH_SIZE:
             break
     await _build_indexes(engine, deferred)
-    async with engine.begin() as conn:
-        # The fresh tables arrive with no statistics: the planner must not guess at them.
-        for table in projector.tables:
-            await conn.execute(sa.text(f"ANALYZE {REBUILD_SCHEMA}.{table.name}"))
+    await _vacuum(engine, projector)
     async with engine.begin() as conn:
         await _hold_writers(conn, projector)
         while True:
@@ -133,6 +130,20 @@ async def _build_indexes(engine: AsyncEngine, definitions: list[str]) -> None:
                 await conn.execute(sa.text(waiting.pop(0)))
 
     await asyncio.gather(*(builder() for _ in range(INDEX_BUILDERS)))
+
+
+async def _vacuum(engine: AsyncEngine, projector: Projector) -> None:
+    """Statistics for the planner, which must not guess at the fresh tables, and their pages
+    marked all-visible, so that a count is answered from an index from the first read on
+    rather than once autovacuum has come by."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("SET statement_timeout = 0"))
+        try:
+            for table in projector.tables:
+                await conn.execute(sa.text(f"VACUUM (ANALYZE) {REBUILD_SCHEMA}.{table.name}"))
+        finally:
+            await conn.execute(sa.text("RESET statement_timeout"))
 
 
 @asynccontextmanager

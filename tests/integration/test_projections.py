@@ -475,6 +475,27 @@ async def test_a_rebuild_while_commands_are_written_ends_equal_to_a_fresh_replay
     assert await verify(engine, ROLLUPS) == []
 
 
+async def test_a_rebuilt_table_is_swapped_in_vacuumed_so_counts_need_not_visit_it(
+    engine: AsyncEngine,
+) -> None:
+    caller = await new_caller(engine, "vacuumed")
+    await write_history(engine, caller, tasks=20)
+
+    await rebuild(engine, TASK_VIEW, no_progress)
+
+    async with engine.connect() as conn:
+        pages, all_visible = (
+            await conn.execute(
+                sa.text(
+                    "SELECT relpages, relallvisible FROM pg_class "
+                    "WHERE oid = 'public.task_view'::regclass"
+                )
+            )
+        ).one()
+    assert pages > 0
+    assert all_visible == pages
+
+
 async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_said_it(
     engine: AsyncEngine,
 ) -> None:
