@@ -13,14 +13,17 @@ import asyncio
 import logging
 import weakref
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.database import driver_connection
+from app.store.tenant_scope import driver_errors
 from projections.runner import NOTIFY_CHANNEL
 
 log = logging.getLogger("tasks_api.append_notices")
 
-_NOTICE = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, ""))
+# One round trip: the statements of one simple query are one transaction. The notice carries
+# nothing worth waiting for a flush of.
+_NOTICE = f"SET LOCAL synchronous_commit = off; SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
 
 
 class _Notices:
@@ -40,11 +43,8 @@ class _Notices:
         try:
             while self._wanted:
                 self._wanted = False
-                async with self._engine.connect() as conn:
-                    # The notice carries nothing worth waiting for a flush of.
-                    await conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
-                    await conn.execute(_NOTICE)
-                    await conn.commit()
+                async with self._engine.connect() as conn, driver_errors(conn):
+                    await (await driver_connection(conn)).execute(_NOTICE)
         except Exception:
             log.warning("could not notify the projection runners; they will poll")
         finally:
