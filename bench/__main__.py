@@ -201,9 +201,9 @@ def _rows(
         rows.append(
             Row(
                 f"projection lag at {lag.rate:,.0f} commands/s (service layer)",
-                f"p50 {lag.lag_p50_ms:.0f} ms, p99 {lag.lag_p99_ms:.0f} ms "
-                f"({lag.events_seen:,} events; commands p99 {lag.command_p99_ms:.0f} ms, "
-                f"{lag.failed} failed)",
+                f"p50 {lag.lag_p50_ms:.0f} ms, p99 {lag.lag_p99_ms:.0f} ms after the commit "
+                f"(from recorded_at p99 {lag.recorded_lag_p99_ms:.0f} ms; {lag.events_seen:,} "
+                f"events; commands p99 {lag.command_p99_ms:.0f} ms, {lag.failed} failed)",
                 target="p99 < 200 ms",
                 passed=lag.lag_p99_ms < 200 and lag.failed == 0 and lag.events_seen == lag.commands,
             )
