@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def asyncpg_url(database_url: str) -> str:
@@ -39,11 +38,3 @@ def create_engine(
             }
         },
     )
-
-
-async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under a pooled one: for hot paths, where SQLAlchemy's work per
-    statement is a measurable share, and for what only the driver offers (LISTEN)."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    return driver

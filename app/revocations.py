@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
-from app.database import driver_connection
+from projections.driver import driver_connection
 
 RECONNECT_SECONDS = 1.0
 

@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.database import create_engine, driver_connection
+from app.database import create_engine
 from app.store.tenant_scope import tenant_connection
 from projections import figures, queries
+from projections.driver import driver_connection
 
 Read = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -84,19 +86,32 @@ async def explain_reads(database_url: str, lists_tenant: str, stats_tenant: str)
 
 
 async def _statements_of(engine: AsyncEngine, tenant_id: str, read: Read) -> list[tuple[str, Any]]:
+    """The statements a read runs, through SQLAlchemy or on the driver's connection."""
     captured: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "set_config" not in statement:
-            captured.append((statement, parameters))
+        captured.append((statement, parameters))
+
+    def capture_on_driver(query: asyncpg.connection.LoggedQuery) -> None:
+        captured.append((query.query, query.args))
 
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with tenant_connection(engine, tenant_id, "REPEATABLE READ") as conn:
-            await read(conn)
+            driver = await driver_connection(conn)
+            driver.add_query_logger(capture_on_driver)
+            try:
+                await read(conn)
+            finally:
+                driver.remove_query_logger(capture_on_driver)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
-    return captured
+    # Not the transaction's own statements (entering the tenant, COMMIT): the reads.
+    return [
+        (statement, parameters)
+        for statement, parameters in captured
+        if statement.startswith("SELECT")
+    ]
 
 
 async def _explain(engine: AsyncEngine, tenant_id: str, statement: str, parameters: Any) -> str:

@@ -2,10 +2,15 @@
 
 The rollups trail the log by the runner's lag; the tenant's events past the rollups'
 checkpoint are folded in at read time, so a client reads its own writes here too. Only
-what depends on the clock is counted on the task view: overdue and due today within today."""
+what depends on the clock is counted on the task view: overdue and due today within today.
+
+Each statement is compiled once for each shape it takes (with or without an owner, a start, an
+end) and run on the driver's connection: a figure is six statements, and SQLAlchemy's work on
+each was most of a request's time in the worker."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import CLOSED_STATUSES, Priority, Status
-from projections.log import read_after
+from projections.driver import Compiled, value
+from projections.log import unapplied
 from projections.registry import ROLLUPS
 from projections.rollups import Fold, load_facts
-from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
     open_tasks_by_due_day,
@@ -28,6 +33,7 @@ from projections.tables import (
     tasks_by_created_day,
 )
 
+DAILY_ROLLUPS = {table.name: table for table in (completions_by_day, open_tasks_by_due_day)}
 # Past this many unapplied events of a tenant, its figures wait for the runner.
 PENDING_EVENTS_MAX = 5000
 AGENT_PERFORMANCE_MAX = 5000
@@ -41,10 +47,7 @@ class RollupsBehind(Exception):
 
 async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
     """The tenant's events the rollups have not applied yet, folded."""
-    checkpoint = await read_checkpoint_unlocked(conn, ROLLUPS.name)
-    tail = await read_after(
-        conn, checkpoint, PENDING_EVENTS_MAX + 1, tenant_id=tenant_id, horizon=False
-    )
+    tail = await unapplied(conn, ROLLUPS.name, tenant_id, PENDING_EVENTS_MAX + 1)
     if len(tail) > PENDING_EVENTS_MAX:
         raise RollupsBehind(tenant_id)
     keys = sorted({(event.tenant_id, event.stream_id) for event in tail})
@@ -81,13 +84,10 @@ async def task_stats(
     Monday 00:00 UTC) and inProgress."""
     fold = await pending(conn, tenant_id)
 
-    t = task_totals.c
-    query = sa.select(t.status, sa.func.sum(t.tasks)).where(t.tenant_id == tenant_id)
-    if owner_id is not None:
-        query = query.where(t.owner_id == owner_id)
-    by_status: Counter[str] = Counter(
-        {status: int(count) for status, count in await conn.execute(query.group_by(t.status))}
+    rows = await _totals_by_status(owner_id is not None).fetch(
+        conn, tenant_id=tenant_id, owner_id=owner_id
     )
+    by_status: Counter[str] = Counter({status: int(count) for status, count in rows})
     for row in _pending_rows(fold, task_totals):
         if owner_id in (None, row["owner_id"]):
             by_status[row["status"]] += row["tasks"]
@@ -106,6 +106,15 @@ async def task_stats(
         "completedThisWeek": completed_this_week,
         "inProgress": by_status[Status.IN_PROGRESS],
     }
+
+
+@functools.cache
+def _totals_by_status(for_owner: bool) -> Compiled:
+    t = task_totals.c
+    query = sa.select(t.status, sa.func.sum(t.tasks)).where(t.tenant_id == value("tenant_id"))
+    if for_owner:
+        query = query.where(t.owner_id == value("owner_id"))
+    return Compiled.of(query.group_by(t.status))
 
 
 @dataclass
@@ -200,18 +209,15 @@ async def _add_whole_days(
     # at most instead of one per day of the tenant's life.
     whole_life = first_day is None and end_day is None
     table = task_totals if whole_life else tasks_by_created_day
-    c = table.c
-    query = sa.select(
-        c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
-    ).where(c.tenant_id == tenant_id)
-    if owner_id is not None:
-        query = query.where(c.owner_id == owner_id)
-    if first_day is not None:
-        query = query.where(c.created_on >= first_day.date())
-    if end_day is not None:
-        query = query.where(c.created_on < end_day.date())
-    for owner, status, priority, tasks, ms in await conn.execute(
-        query.group_by(c.owner_id, c.status, c.priority)
+    statement = _bucket_sums(
+        table.name, owner_id is not None, first_day is not None, end_day is not None
+    )
+    for owner, status, priority, tasks, ms in await statement.fetch(
+        conn,
+        tenant_id=tenant_id,
+        owner_id=owner_id,
+        first_day=first_day and first_day.date(),
+        end_day=end_day and end_day.date(),
     ):
         buckets.add(owner, status, priority, int(tasks), int(ms))
     for row in _pending_rows(fold, table):
@@ -227,6 +233,21 @@ async def _add_whole_days(
         )
 
 
+@functools.cache
+def _bucket_sums(table_name: str, for_owner: bool, from_day: bool, to_day: bool) -> Compiled:
+    c = (task_totals if table_name == task_totals.name else tasks_by_created_day).c
+    query = sa.select(
+        c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
+    ).where(c.tenant_id == value("tenant_id"))
+    if for_owner:
+        query = query.where(c.owner_id == value("owner_id"))
+    if from_day:
+        query = query.where(c.created_on >= value("first_day"))
+    if to_day:
+        query = query.where(c.created_on < value("end_day"))
+    return Compiled.of(query.group_by(c.owner_id, c.status, c.priority))
+
+
 async def _add_from_view(
     conn: AsyncConnection,
     buckets: Buckets,
@@ -235,6 +256,18 @@ async def _add_from_view(
     created_from: datetime,
     created_before: datetime,
 ) -> None:
+    for owner, status, priority, tasks, total_ms in await _view_buckets(owner_id is not None).fetch(
+        conn,
+        tenant_id=tenant_id,
+        owner_id=owner_id,
+        created_from=created_from,
+        created_before=created_before,
+    ):
+        buckets.add(owner, status, priority, tasks, int(total_ms))
+
+
+@functools.cache
+def _view_buckets(for_owner: bool) -> Compiled:
     v = task_view.c
     ms = sa.func.coalesce(
         sa.func.sum(
@@ -244,13 +277,14 @@ async def _add_from_view(
     )
     query = sa.select(
         sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms
-    ).where(v.tenant_id == tenant_id, v.created_at >= created_from, v.created_at < created_before)
-    if owner_id is not None:
-        query = query.where(v.owner_id == owner_id)
-    for owner, status, priority, tasks, total_ms in await conn.execute(
-        query.group_by(sa.text("1"), v.status, v.priority)
-    ):
-        buckets.add(owner, status, priority, tasks, int(total_ms))
+    ).where(
+        v.tenant_id == value("tenant_id"),
+        v.created_at >= value("created_from"),
+        v.created_at < value("created_before"),
+    )
+    if for_owner:
+        query = query.where(v.owner_id == value("owner_id"))
+    return Compiled.of(query.group_by(sa.text("1"), v.status, v.priority))
 
 
 async def _open_and_due(
@@ -264,18 +298,33 @@ async def _open_and_due(
         conn, fold, open_tasks_by_due_day.c.due_on, tenant_id, owner_id, before=today.date()
     )
 
+    [(overdue_today, due_within_today)] = await _due_today(owner_id is not None).fetch(
+        conn,
+        tenant_id=tenant_id,
+        owner_id=owner_id,
+        now=now,
+        today=today,
+        tomorrow=today + timedelta(days=1),
+    )
+    return before_today + overdue_today, due_within_today
+
+
+@functools.cache
+def _due_today(for_owner: bool) -> Compiled:
     v = task_view.c
     due_today = [
-        v.tenant_id == tenant_id,
+        v.tenant_id == value("tenant_id"),
         v.status.not_in(CLOSED_STATUSES),
-        v.due_date >= today,
-        v.due_date < today + timedelta(days=1),
+        v.due_date >= value("today"),
+        v.due_date < value("tomorrow"),
     ]
-    if owner_id is not None:
-        due_today.append(v.owner_id == owner_id)
-    query = sa.select(sa.func.count().filter(v.due_date < now), sa.func.count()).where(*due_today)
-    overdue_today, due_within_today = (await conn.execute(query)).one()
-    return before_today + overdue_today, due_within_today
+    if for_owner:
+        due_today.append(v.owner_id == value("owner_id"))
+    return Compiled.of(
+        sa.select(sa.func.count().filter(v.due_date < value("now")), sa.func.count()).where(
+            *due_today
+        )
+    )
 
 
 async def _tasks_by_day(
@@ -291,22 +340,38 @@ async def _tasks_by_day(
     """The tasks a daily rollup counts for the tenant (or one owner) on the days from `since`
     and before `before`, with what the runner has not applied yet."""
     table = day.table
-    c = table.c
-    query = sa.select(sa.func.coalesce(sa.func.sum(c.tasks), 0)).where(c.tenant_id == tenant_id)
-    if owner_id is not None:
-        query = query.where(c.owner_id == owner_id)
-    if since is not None:
-        query = query.where(day >= since)
-    if before is not None:
-        query = query.where(day < before)
-    stored = int(await conn.scalar(query) or 0)
-    return stored + sum(
+    statement = _day_sum(
+        table.name, day.name, owner_id is not None, since is not None, before is not None
+    )
+    [(stored,)] = await statement.fetch(
+        conn, tenant_id=tenant_id, owner_id=owner_id, since=since, before=before
+    )
+    return int(stored) + sum(
         row["tasks"]
         for row in _pending_rows(fold, table)
         if owner_id in (None, row["owner_id"])
         and (since is None or row[day.name] >= since)
         and (before is None or row[day.name] < before)
     )
+
+
+@functools.cache
+def _day_sum(
+    table_name: str, day_name: str, for_owner: bool, since: bool, before: bool
+) -> Compiled:
+    # Cached by names: columns compare into SQL expressions, not into booleans.
+    c = DAILY_ROLLUPS[table_name].c
+    day = c[day_name]
+    query = sa.select(sa.func.coalesce(sa.func.sum(c.tasks), 0)).where(
+        c.tenant_id == value("tenant_id")
+    )
+    if for_owner:
+        query = query.where(c.owner_id == value("owner_id"))
+    if since:
+        query = query.where(day >= value("since"))
+    if before:
+        query = query.where(day < value("before"))
+    return Compiled.of(query)
 
 
 async def _overdue(
@@ -323,22 +388,46 @@ async def _overdue(
         return overdue
     # The rollup knows no creation times: a period's tasks are counted on the view, where an
     # index on creation time bounds the scan to the period.
+    statement = _period_overdue(
+        owner_id is not None, created_from is not None, created_before is not None
+    )
+    [(overdue,)] = await statement.fetch(
+        conn,
+        tenant_id=tenant_id,
+        owner_id=owner_id,
+        now=now,
+        created_from=created_from,
+        created_before=created_before,
+    )
+    return int(overdue)
+
+
+@functools.cache
+def _period_overdue(for_owner: bool, created_from: bool, created_before: bool) -> Compiled:
     v = task_view.c
     query = sa.select(sa.func.count()).where(
-        v.tenant_id == tenant_id, v.status.not_in(CLOSED_STATUSES), v.due_date < now
+        v.tenant_id == value("tenant_id"),
+        v.status.not_in(CLOSED_STATUSES),
+        v.due_date < value("now"),
     )
-    if owner_id is not None:
-        query = query.where(v.owner_id == owner_id)
-    if created_from is not None:
-        query = query.where(v.created_at >= created_from)
-    if created_before is not None:
-        query = query.where(v.created_at < created_before)
-    return await conn.scalar(query) or 0
+    if for_owner:
+        query = query.where(v.owner_id == value("owner_id"))
+    if created_from:
+        query = query.where(v.created_at >= value("created_from"))
+    if created_before:
+        query = query.where(v.created_at < value("created_before"))
+    return Compiled.of(query)
 
 
 async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dict[str, str | None]:
-    o = owner_names.c
-    rows = await conn.execute(sa.select(o.owner_id, o.owner_name).where(o.tenant_id == tenant_id))
+    rows = await _OWNER_NAMES.fetch(conn, tenant_id=tenant_id)
     names: dict[str, str | None] = {owner: name for owner, name in rows}
     names.update({owner: name for (_, owner), (_, name) in fold.names.items()})
     return names
+
+
+_OWNER_NAMES = Compiled.of(
+    sa.select(owner_names.c.owner_id, owner_names.c.owner_name).where(
+        owner_names.c.tenant_id == value("tenant_id")
+    )
+)

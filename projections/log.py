@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.events import TaskEvent
 from domain.evolve import fold
 from domain.task import Task
-from projections.tables import XID8, events
+from projections.driver import Compiled, driver_connection, value
+from projections.tables import XID8, events, projection_checkpoints
 
 # The payload version each event type is written in today.
 PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
@@ -162,6 +163,44 @@ async def read_after(
     return [to_recorded(row) for row in await conn.execute(query)]
 
 
+_CHECKPOINT = Compiled.of(
+    sa.select(
+        projection_checkpoints.c.transaction_id.cast(sa.Text).cast(sa.BigInteger),
+        projection_checkpoints.c.global_position,
+    ).where(projection_checkpoints.c.projection == value("projection"))
+)
+_TENANT_AFTER = Compiled.of(
+    sa.select(*EVENT_COLUMNS)
+    .where(
+        events.c.tenant_id == value("tenant_id"),
+        sa.tuple_(events.c.transaction_id, events.c.global_position)
+        > sa.tuple_(sa.cast(sa.cast(value("transaction_id"), sa.Text), XID8), value("position")),
+    )
+    .order_by(events.c.transaction_id, events.c.global_position)
+    .limit(value("limit"))
+)
+
+
+async def unapplied(
+    conn: AsyncConnection, projection: str, tenant_id: str, limit: int
+) -> list[RecordedEvent]:
+    """A tenant's events past a projection's checkpoint, in commit order, up to `limit`: what
+    a read folds in to be as up to date as the log. Every event the snapshot sees is read, as
+    `read_after` reads without the horizon. (The checkpoint is read on its own: compared with
+    a value computed in the statement, the events' position was no longer an index condition
+    under row-level security, and every event of the tenant was read.)"""
+    found = await _CHECKPOINT.fetch(conn, projection=projection)
+    checkpoint = Checkpoint(*found[0]) if found else Checkpoint()
+    rows = await _TENANT_AFTER.fetch(
+        conn,
+        tenant_id=tenant_id,
+        transaction_id=str(checkpoint.transaction_id),
+        position=checkpoint.position,
+        limit=limit,
+    )
+    return [to_recorded(row) for row in rows]
+
+
 def _sql(query: sa.Select[Any]) -> str:
     return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
@@ -186,7 +225,7 @@ async def read_by_stream(
     stream oldest first), and the checkpoint in commit order that they are exactly the events
     up to. Run in a REPEATABLE READ transaction: its one snapshot draws the same horizon for
     both, where two snapshots could let events in that the checkpoint does not cover."""
-    driver = (await conn.get_raw_connection()).driver_connection
+    driver = await driver_connection(conn)
     last = await driver.fetchrow(_LAST_BELOW_HORIZON)
     checkpoint = Checkpoint() if last is None else Checkpoint(*last)
     return checkpoint, _whole_streams(await driver.cursor(_BELOW_HORIZON_BY_STREAM), size)

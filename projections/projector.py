@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from projections.driver import driver_connection
 from projections.log import RecordedEvent
 
 # A table's content as a set of rows, each a tuple of its written columns in order.
@@ -104,7 +105,7 @@ async def upsert_rows(
     row was most of a batch's time; JSON columns travel as text."""
     if not rows:
         return []
-    driver = (await conn.get_raw_connection()).driver_connection
+    driver = await driver_connection(conn)
     json_columns = _json_columns(table, columns)
     arrays = [
         [None if value is None else msgspec.json.encode(value).decode() for value in values]
@@ -153,7 +154,7 @@ async def copy_rows(
     """COPY rows (sequences in the order of `columns`, JSON columns as text) into a table,
     found by the search path: the fastest way in for rows known to be new."""
     if rows:
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver = await driver_connection(conn)
         await driver.copy_records_to_table(table.name, records=rows, columns=columns)
 
 

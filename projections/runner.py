@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections.driver import driver_connection
 from projections.log import Checkpoint, as_xid8, checkpoint_of, read_after
 from projections.projector import Projector
 from projections.tables import projection_checkpoints
@@ -139,7 +140,7 @@ async def _follow(
     def wake(*_: object) -> None:
         woken.set()
 
-    listener = (await session.get_raw_connection()).driver_connection
+    listener = await driver_connection(session)
     assert listener is not None
     await listener.add_listener(NOTIFY_CHANNEL, wake)
     log.info("projection %s active", projector.name)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database import driver_connection
 from app.rate_limits.policy import WINDOW_SECONDS, Quota, Tally
 from app.store.tenant_scope import driver_errors
+from projections.driver import driver_connection
 
 _TAKE = (
     "SELECT accepted, taken_at, counted_seconds, counted_requests"

@@ -15,8 +15,8 @@ import weakref
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database import driver_connection
 from app.store.tenant_scope import driver_errors
+from projections.driver import driver_connection
 from projections.runner import NOTIFY_CHANNEL
 
 log = logging.getLogger("tasks_api.append_notices")

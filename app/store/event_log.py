@@ -10,11 +10,11 @@ import msgspec
 from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.database import driver_connection
 from app.store.tenant_scope import driver_errors
 from domain.events import TaskEvent, event_type
 from domain.task import Task
 from projections import task_view
+from projections.driver import driver_connection
 from projections.log import payload_version
 
 

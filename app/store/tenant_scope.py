@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.database import driver_connection
+from projections.driver import driver_connection
 
 TENANT_ROLE = "tasks_tenant"
 

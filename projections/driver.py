@@ -1,0 +1,50 @@
+"""Statements on the driver's (asyncpg) connection under a pooled SQLAlchemy one, for the hot
+reads where SQLAlchemy's work per statement (building the expression, then executing it: a few
+hundred microseconds of Python each) is a measurable share. The statements are still written
+with SQLAlchemy, once: compiled for the driver at first use, then run with their values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_DIALECT = asyncpg_dialect.dialect()
+
+
+async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a pooled one: for hot paths, where SQLAlchemy's work per
+    statement is a measurable share, and for what only the driver offers (COPY, LISTEN)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    return driver
+
+
+def value(name: str) -> sa.BindParameter[Any]:
+    """A parameter of a compiled statement, given its value when the statement runs."""
+    return sa.bindparam(name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A query as the driver runs it: its SQL, the names of its parameters in order, and the
+    values compiled into it (the members of a constant IN list)."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]
+
+    @classmethod
+    def of(cls, query: sa.Select[Any]) -> Compiled:
+        compiled = query.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+        constants = {name: v for name, v in compiled.params.items() if v is not None}
+        return cls(str(compiled), tuple(compiled.positiontup or ()), constants)
+
+    async def fetch(self, conn: AsyncConnection, **values: Any) -> list[asyncpg.Record]:
+        """The rows, given a value for each parameter made with `value`."""
+        arguments = [values[n] if n in values else self.constants[n] for n in self.names]
+        return list(await (await driver_connection(conn)).fetch(self.sql, *arguments))
