@@ -24,9 +24,9 @@ async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     return driver
 
 
-def value(name: str) -> sa.BindParameter[Any]:
+def value(name: str, type_: sa.types.TypeEngine[Any] | None = None) -> sa.BindParameter[Any]:
     """A parameter of a compiled statement, given its value when the statement runs."""
-    return sa.bindparam(name, None)
+    return sa.bindparam(name, None, type_=type_)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,24 @@
-"""Reads of the task view: lists with filters and sorting."""
+"""Reads of the task view: lists with filters and sorting.
+
+A list's statements are compiled once for each shape (the criteria it filters on, its sort)
+and run on the driver's connection, its rows named as the task's fields are on the wire:
+SQLAlchemy's work per statement and per row was most of a list's time in the worker."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import CLOSED_STATUSES, Task
+from projections.driver import Compiled, value
 from projections.tables import task_view
-from projections.task_view import TASK_COLUMNS, task_from_row
 
 SORT_COLUMNS = {
     "dueDate": task_view.c.due_date,
@@ -20,6 +28,18 @@ SORT_COLUMNS = {
     "status": task_view.c.status,
     "title": task_view.c.title,
 }
+# Criteria that keep the tasks whose column equals the criterion's value.
+EQUAL_TO = (
+    "owner_id",
+    "queue_id",
+    "related_customer_id",
+    "linked_entity_type",
+    "linked_entity_id",
+    "linked_pipeline_id",
+)
+TEXTS = ARRAY(sa.Text)
+# How many shapes of list statement are kept compiled.
+SHAPES_KEPT = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,35 +61,49 @@ class TaskFilter:
     overdue: bool = False
     search: str | None = None
 
-    def conditions(self) -> list[sa.ColumnElement[bool]]:
-        c = task_view.c
-        equal_to = {
-            c.owner_id: self.owner_id,
-            c.queue_id: self.queue_id,
-            c.related_customer_id: self.related_customer_id,
-            c.linked_entity_type: self.linked_entity_type,
-            c.linked_entity_id: self.linked_entity_id,
-            c.linked_pipeline_id: self.linked_pipeline_id,
-        }
-        conditions = [c.tenant_id == self.tenant_id]
-        conditions += [column == value for column, value in equal_to.items() if value is not None]
+    def values(self) -> dict[str, Any]:
+        """The criteria that filter, by name, with the values the statements take."""
+        values: dict[str, Any] = {"tenant_id": self.tenant_id}
+        values |= {name: getattr(self, name) for name in EQUAL_TO if getattr(self, name)}
         if self.statuses:
-            conditions.append(c.status.in_(self.statuses))
+            values["statuses"] = self.statuses
         if self.priorities:
-            conditions.append(c.priority.in_(self.priorities))
+            values["priorities"] = self.priorities
         if self.due_before is not None:
-            conditions.append(c.due_date < self.due_before)
+            values["due_before"] = self.due_before
         if self.due_after is not None:
-            conditions.append(c.due_date > self.due_after)
+            values["due_after"] = self.due_after
         if self.overdue:
-            conditions.append(overdue_at(self.now))
+            values["overdue_at"] = self.now
         if self.search:
+            values["search"] = "%" + _escape_like(self.search) + "%"
+        return values
+
+
+def _condition(name: str) -> sa.ColumnElement[bool]:
+    """The condition of a criterion, its value a parameter of the same name."""
+    c = task_view.c
+    if name in EQUAL_TO:
+        return c[name] == value(name)
+    match name:
+        case "tenant_id":
+            return c.tenant_id == value(name)
+        case "statuses":
+            return c.status == sa.func.any(value(name, TEXTS))
+        case "priorities":
+            return c.priority == sa.func.any(value(name, TEXTS))
+        case "due_before":
+            return c.due_date < value(name)
+        case "due_after":
+            return c.due_date > value(name)
+        case "overdue_at":
+            return overdue_at(value(name))
+        case "search":
             # Found by a function of the tables' owner, which can use the trigram indexes
-            # that row-level security keeps ILIKE from (migration 0009).
-            pattern = "%" + _escape_like(self.search) + "%"
-            matching = sa.func.task_ids_matching(pattern).table_valued("task_id")
-            conditions.append(c.task_id.in_(sa.select(matching.c.task_id)))
-        return conditions
+            # that row-level security keeps ILIKE from (migrations 0009 and 0011).
+            matching = sa.func.task_ids_matching(value(name)).table_valued("task_id")
+            return c.task_id.in_(sa.select(matching.c.task_id))
+    raise ValueError(f"unknown criterion {name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +114,7 @@ class PageRequest:
     descending: bool = False
 
 
-def overdue_at(now: datetime) -> sa.ColumnElement[bool]:
+def overdue_at(now: datetime | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
     """Due before now and neither completed nor deferred."""
     c = task_view.c
     return sa.and_(c.due_date < now, c.status.not_in(CLOSED_STATUSES))
@@ -90,30 +124,51 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# The task's columns named as its fields are on the wire: a row converts in one call.
+_WIRE_COLUMNS = [
+    task_view.c["task_id" if name == "id" else name].label(wire)
+    for name, wire in zip(Task.__struct_fields__, Task.__struct_encode_fields__, strict=True)
+]
+
+
+@functools.lru_cache(maxsize=SHAPES_KEPT)
+def _page(criteria: tuple[str, ...], sort: str, descending: bool) -> Compiled:
+    """One page of the tasks matching the criteria. A search also counts its matches in the
+    same statement: it finds all of them before the page is cut from them anyway."""
+    direction = sa.desc if descending else sa.asc
+    query = (
+        sa.select(*_WIRE_COLUMNS)
+        .where(*map(_condition, criteria))
+        .order_by(direction(SORT_COLUMNS[sort]).nulls_last(), direction(task_view.c.task_id))
+        .limit(value("limit"))
+        .offset(value("offset"))
+    )
+    if "search" in criteria:
+        query = query.add_columns(sa.func.count().over().label("total"))
+    return Compiled.of(query)
+
+
+@functools.lru_cache(maxsize=SHAPES_KEPT)
+def _count(criteria: tuple[str, ...]) -> Compiled:
+    return Compiled.of(
+        sa.select(sa.func.count()).select_from(task_view).where(*map(_condition, criteria))
+    )
+
+
 async def list_tasks(
     conn: AsyncConnection, task_filter: TaskFilter, page: PageRequest
 ) -> tuple[list[Task], int]:
     """One page of the tasks matching the filter, and how many match in all.
 
     Tasks without a due date come last; ties fall back to the id so pages never overlap."""
-    conditions = task_filter.conditions()
-    sort_column = SORT_COLUMNS[page.sort]
-    direction = sa.desc if page.descending else sa.asc
-    query = (
-        sa.select(*TASK_COLUMNS)
-        .where(*conditions)
-        .order_by(direction(sort_column).nulls_last(), direction(task_view.c.task_id))
-        .limit(page.limit)
-        .offset((page.page - 1) * page.limit)
+    values = task_filter.values()
+    criteria = tuple(values)
+    rows = await _page(criteria, page.sort, page.descending).fetch(
+        conn, **values, limit=page.limit, offset=(page.page - 1) * page.limit
     )
-    if task_filter.search:
-        # A search finds all its matches before the page is cut from them: counting them in
-        # the same statement spares finding them again. Past the last page no row carries
-        # the count, and it is counted on its own.
-        rows = (await conn.execute(query.add_columns(sa.func.count().over().label("total")))).all()
-        if rows:
-            return [task_from_row(row) for row in rows], rows[0].total
-    else:
-        rows = (await conn.execute(query)).all()
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(task_view).where(*conditions))
-    return [task_from_row(row) for row in rows], total or 0
+    tasks = [msgspec.convert(dict(row), Task) for row in rows]
+    if rows and "search" in values:
+        return tasks, rows[0]["total"]
+    # Past a search's last page no row carries its count: it is counted on its own.
+    [(total,)] = await _count(criteria).fetch(conn, **values)
+    return tasks, total

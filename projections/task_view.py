@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
 from domain.task import Task
+from projections.driver import driver_connection
 from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
@@ -53,19 +54,6 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     return row
 
 
-async def load(
-    conn: AsyncConnection, tenant_id: str, task_id: str, *, lock: bool = False
-) -> tuple[Task, int] | None:
-    """A live task and its version; `lock` holds the row until the transaction ends."""
-    query = sa.select(*TASK_COLUMNS).where(
-        task_view.c.tenant_id == tenant_id, task_view.c.task_id == task_id
-    )
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    return None if row is None else (task_from_row(row), row.version)
-
-
 def _select_by_wire_names() -> str:
     """The task's columns named as the task's fields are on the wire, so a row converts to
     a Task in one call."""
@@ -75,11 +63,22 @@ def _select_by_wire_names() -> str:
 
 
 LOAD_ON_DRIVER = _select_by_wire_names()
+LOAD_LOCKED_ON_DRIVER = f"{LOAD_ON_DRIVER} FOR UPDATE"
 
 
-async def load_on_driver(driver: Any, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
+async def load(
+    conn: AsyncConnection, tenant_id: str, task_id: str, *, lock: bool = False
+) -> tuple[Task, int] | None:
+    """A live task and its version; `lock` holds the row until the transaction ends."""
+    return await load_on_driver(await driver_connection(conn), tenant_id, task_id, lock=lock)
+
+
+async def load_on_driver(
+    driver: Any, tenant_id: str, task_id: str, *, lock: bool = False
+) -> tuple[Task, int] | None:
     """`load` on an asyncpg connection (see tenant_driver_connection): the hot read path."""
-    row = await driver.fetchrow(LOAD_ON_DRIVER, tenant_id, task_id)
+    sql = LOAD_LOCKED_ON_DRIVER if lock else LOAD_ON_DRIVER
+    row = await driver.fetchrow(sql, tenant_id, task_id)
     return None if row is None else (msgspec.convert(dict(row), Task), row["version"])
 
 
