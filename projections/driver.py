@@ -44,7 +44,10 @@ class Compiled:
         constants = {name: v for name, v in compiled.params.items() if v is not None}
         return cls(str(compiled), tuple(compiled.positiontup or ()), constants)
 
+    def arguments(self, **values: Any) -> list[Any]:
+        """The driver's arguments, given a value for each parameter made with `value`."""
+        return [values[n] if n in values else self.constants[n] for n in self.names]
+
     async def fetch(self, conn: AsyncConnection, **values: Any) -> list[asyncpg.Record]:
-        """The rows, given a value for each parameter made with `value`."""
-        arguments = [values[n] if n in values else self.constants[n] for n in self.names]
-        return list(await (await driver_connection(conn)).fetch(self.sql, *arguments))
+        driver = await driver_connection(conn)
+        return list(await driver.fetch(self.sql, *self.arguments(**values)))

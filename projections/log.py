@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import TaskEvent
@@ -201,17 +200,13 @@ async def unapplied(
     return [to_recorded(row) for row in rows]
 
 
-def _sql(query: sa.Select[Any]) -> str:
-    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-
-
-_LAST_BELOW_HORIZON = _sql(
+_LAST_BELOW_HORIZON = Compiled.of(
     sa.select(events.c.transaction_id.cast(sa.Text).cast(sa.BigInteger), events.c.global_position)
     .where(VISIBLE_HORIZON)
     .order_by(events.c.transaction_id.desc(), events.c.global_position.desc())
     .limit(1)
 )
-_BELOW_HORIZON_BY_STREAM = _sql(
+_BELOW_HORIZON_BY_STREAM = Compiled.of(
     sa.select(*EVENT_COLUMNS)
     .where(VISIBLE_HORIZON)
     .order_by(events.c.tenant_id, events.c.stream_id, events.c.stream_version)
@@ -225,10 +220,10 @@ async def read_by_stream(
     stream oldest first), and the checkpoint in commit order that they are exactly the events
     up to. Run in a REPEATABLE READ transaction: its one snapshot draws the same horizon for
     both, where two snapshots could let events in that the checkpoint does not cover."""
-    driver = await driver_connection(conn)
-    last = await driver.fetchrow(_LAST_BELOW_HORIZON)
-    checkpoint = Checkpoint() if last is None else Checkpoint(*last)
-    return checkpoint, _whole_streams(await driver.cursor(_BELOW_HORIZON_BY_STREAM), size)
+    last = await _LAST_BELOW_HORIZON.fetch(conn)
+    checkpoint = Checkpoint(*last[0]) if last else Checkpoint()
+    cursor = await (await driver_connection(conn)).cursor(_BELOW_HORIZON_BY_STREAM.sql)
+    return checkpoint, _whole_streams(cursor, size)
 
 
 async def _whole_streams(cursor: Any, size: int) -> AsyncIterator[list[RecordedEvent]]:

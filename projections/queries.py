@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.task import CLOSED_STATUSES, Task
 from projections.driver import Compiled, value
 from projections.tables import task_view
+from projections.task_view import WIRE_COLUMNS, task_from_row
 
 SORT_COLUMNS = {
     "dueDate": task_view.c.due_date,
@@ -124,20 +124,13 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-# The task's columns named as its fields are on the wire: a row converts in one call.
-_WIRE_COLUMNS = [
-    task_view.c["task_id" if name == "id" else name].label(wire)
-    for name, wire in zip(Task.__struct_fields__, Task.__struct_encode_fields__, strict=True)
-]
-
-
 @functools.lru_cache(maxsize=SHAPES_KEPT)
 def _page(criteria: tuple[str, ...], sort: str, descending: bool) -> Compiled:
     """One page of the tasks matching the criteria. A search also counts its matches in the
     same statement: it finds all of them before the page is cut from them anyway."""
     direction = sa.desc if descending else sa.asc
     query = (
-        sa.select(*_WIRE_COLUMNS)
+        sa.select(*WIRE_COLUMNS)
         .where(*map(_condition, criteria))
         .order_by(direction(SORT_COLUMNS[sort]).nulls_last(), direction(task_view.c.task_id))
         .limit(value("limit"))
@@ -166,7 +159,7 @@ async def list_tasks(
     rows = await _page(criteria, page.sort, page.descending).fetch(
         conn, **values, limit=page.limit, offset=(page.page - 1) * page.limit
     )
-    tasks = [msgspec.convert(dict(row), Task) for row in rows]
+    tasks = [task_from_row(row) for row in rows]
     if rows and "search" in values:
         return tasks, rows[0]["total"]
     # Past a search's last page no row carries its count: it is counted on its own.

@@ -11,37 +11,34 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
 from domain.task import Task
-from projections.driver import driver_connection
+from projections.driver import Compiled, driver_connection, value
 from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
     comparable,
     copy_rows,
     keyed_by,
-    task_keys,
     upsert_rows,
     written_columns,
 )
 from projections.tables import task_view
 
-TASK_COLUMNS = [
-    task_view.c.task_id.label("id"),
-    *(
-        column
-        for column in task_view.c
-        if column.name not in ("tenant_id", "task_id") and column.computed is None
-    ),
+# The task's columns named as its fields are on the wire: a row converts to a Task in one
+# call, whatever else the row holds.
+WIRE_COLUMNS = [
+    task_view.c["task_id" if name == "id" else name].label(wire)
+    for name, wire in zip(Task.__struct_fields__, Task.__struct_encode_fields__, strict=True)
 ]
 
 
 def task_from_row(row: Any) -> Task:
-    """A task from a task_view row selected with TASK_COLUMNS."""
-    return msgspec.convert(row, Task, from_attributes=True)
+    """A task from a row selected with WIRE_COLUMNS (a driver record or a row mapping)."""
+    return msgspec.convert(dict(row), Task)
 
 
 def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
@@ -54,16 +51,11 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     return row
 
 
-def _select_by_wire_names() -> str:
-    """The task's columns named as the task's fields are on the wire, so a row converts to
-    a Task in one call."""
-    names = zip(Task.__struct_fields__, Task.__struct_encode_fields__, strict=True)
-    columns = ", ".join(f'{"task_id" if n == "id" else n} AS "{wire}"' for n, wire in names)
-    return f"SELECT version, {columns} FROM task_view WHERE tenant_id = $1 AND task_id = $2"
-
-
-LOAD_ON_DRIVER = _select_by_wire_names()
-LOAD_LOCKED_ON_DRIVER = f"{LOAD_ON_DRIVER} FOR UPDATE"
+_LOAD = sa.select(task_view.c.version, *WIRE_COLUMNS).where(
+    task_view.c.tenant_id == value("tenant_id"), task_view.c.task_id == value("task_id")
+)
+LOAD_ON_DRIVER = Compiled.of(_LOAD)
+LOAD_LOCKED_ON_DRIVER = Compiled.of(_LOAD.with_for_update())
 
 
 async def load(
@@ -77,9 +69,9 @@ async def load_on_driver(
     driver: Any, tenant_id: str, task_id: str, *, lock: bool = False
 ) -> tuple[Task, int] | None:
     """`load` on an asyncpg connection (see tenant_driver_connection): the hot read path."""
-    sql = LOAD_LOCKED_ON_DRIVER if lock else LOAD_ON_DRIVER
-    row = await driver.fetchrow(sql, tenant_id, task_id)
-    return None if row is None else (msgspec.convert(dict(row), Task), row["version"])
+    load = LOAD_LOCKED_ON_DRIVER if lock else LOAD_ON_DRIVER
+    row = await driver.fetchrow(load.sql, *load.arguments(tenant_id=tenant_id, task_id=task_id))
+    return None if row is None else (task_from_row(row), row["version"])
 
 
 # The view's columns in the order of `row_of`, and which of them hold JSON.
@@ -177,11 +169,27 @@ def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:
 
 
 async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> States:
-    c, pairs = task_view.c, task_keys(keys)
-    query = sa.select(c.tenant_id, *TASK_COLUMNS).join_from(
-        task_view, pairs, sa.and_(c.tenant_id == pairs.c.tenant_id, c.task_id == pairs.c.task_id)
+    rows = await _LOAD_MANY.fetch(
+        conn, tenants=[tenant for tenant, _ in keys], tasks=[task for _, task in keys]
     )
     return {
-        (row.tenant_id, row.id): (task_from_row(row), row.version)
-        for row in await conn.execute(query)
+        (row["tenant_id"], row["task_id"]): (task_from_row(row), row["version"]) for row in rows
     }
+
+
+def _load_many_statement() -> Compiled:
+    c = task_view.c
+    texts = ARRAY(sa.Text)
+    keys = (
+        sa.func.unnest(value("tenants", texts), value("tasks", texts))
+        .table_valued("tenant_id", "task_id")
+        .render_derived()
+    )
+    return Compiled.of(
+        sa.select(c.tenant_id, c.task_id, c.version, *WIRE_COLUMNS).join_from(
+            task_view, keys, sa.and_(c.tenant_id == keys.c.tenant_id, c.task_id == keys.c.task_id)
+        )
+    )
+
+
+_LOAD_MANY = _load_many_statement()
