@@ -1,7 +1,8 @@
 """Statements on the driver's (asyncpg) connection under a pooled SQLAlchemy one, for the hot
 reads where SQLAlchemy's work per statement (building the expression, then executing it: a few
 hundred microseconds of Python each) is a measurable share. The statements are still written
-with SQLAlchemy, once: compiled for the driver at first use, then run with their values."""
+with SQLAlchemy and compiled for the driver once (at import, or at the first use of each shape
+a statement takes), then run with their values."""
 
 from __future__ import annotations
 
