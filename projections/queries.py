@@ -126,19 +126,35 @@ def _escape_like(text: str) -> str:
 
 @functools.lru_cache(maxsize=SHAPES_KEPT)
 def _page(criteria: tuple[str, ...], sort: str, descending: bool) -> Compiled:
-    """One page of the tasks matching the criteria. A search also counts its matches in the
-    same statement: it finds all of them before the page is cut from them anyway."""
+    """One page of the tasks matching the criteria."""
     direction = sa.desc if descending else sa.asc
-    query = (
-        sa.select(*WIRE_COLUMNS)
-        .where(*map(_condition, criteria))
-        .order_by(direction(SORT_COLUMNS[sort]).nulls_last(), direction(task_view.c.task_id))
+    order = (direction(SORT_COLUMNS[sort]).nulls_last(), direction(task_view.c.task_id))
+    conditions = [_condition(name) for name in criteria]
+    if "search" not in criteria:
+        return Compiled.of(
+            sa.select(*WIRE_COLUMNS)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(value("limit"))
+            .offset(value("offset"))
+        )
+    # A search finds all its matches before the page is cut from them: it counts them in the
+    # same statement. Over their ids alone, then the page's rows joined back: a window over
+    # every match's whole row spilled to disk (116 -> 91 ms for a word in 15% of 100,000).
+    page = (
+        sa.select(task_view.c.task_id, sa.func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(*order)
         .limit(value("limit"))
         .offset(value("offset"))
+        .subquery()
     )
-    if "search" in criteria:
-        query = query.add_columns(sa.func.count().over().label("total"))
-    return Compiled.of(query)
+    joined = sa.and_(
+        task_view.c.tenant_id == value("tenant_id"), task_view.c.task_id == page.c.task_id
+    )
+    return Compiled.of(
+        sa.select(*WIRE_COLUMNS, page.c.total).join_from(task_view, page, joined).order_by(*order)
+    )
 
 
 @functools.lru_cache(maxsize=SHAPES_KEPT)
