@@ -6,6 +6,7 @@ follows "position > last" skips an event whose transaction commits late. Readers
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -147,19 +148,42 @@ async def read_after(
     With `horizon`, events of transactions that may still be overtaken by an earlier one
     are left for later, so a follower never skips a late commit. Without it, every event
     the snapshot sees is read: for readers that hold appends back or read one snapshot."""
+    statement = _read_after(tenant_id is not None, until is not None, horizon)
+    until = until or Checkpoint()
+    rows = await statement.fetch(
+        conn,
+        after_transaction_id=checkpoint.transaction_id,
+        after_position=checkpoint.position,
+        until_transaction_id=until.transaction_id,
+        until_position=until.position,
+        tenant_id=tenant_id,
+        limit=limit,
+    )
+    return [to_recorded(row) for row in rows]
+
+
+def _past(prefix: str) -> sa.ColumnElement[bool]:
+    """Past the checkpoint given as the values `<prefix>_transaction_id` and `<prefix>_position`."""
+    return sa.tuple_(events.c.transaction_id, events.c.global_position) > sa.tuple_(
+        value(f"{prefix}_transaction_id", XID8()), value(f"{prefix}_position")
+    )
+
+
+@functools.cache
+def _read_after(for_tenant: bool, until: bool, horizon: bool) -> Compiled:
     query = (
         sa.select(*EVENT_COLUMNS)
-        .where(after(checkpoint))
+        .where(_past("after"))
         .order_by(events.c.transaction_id, events.c.global_position)
-        .limit(limit)
+        .limit(value("limit"))
     )
-    if tenant_id is not None:
-        query = query.where(events.c.tenant_id == tenant_id)
-    if until is not None:
-        query = query.where(sa.not_(after(until)))
+    if for_tenant:
+        query = query.where(events.c.tenant_id == value("tenant_id"))
+    if until:
+        query = query.where(sa.not_(_past("until")))
     if horizon:
         query = query.where(VISIBLE_HORIZON)
-    return [to_recorded(row) for row in await conn.execute(query)]
+    return Compiled.of(query)
 
 
 _CHECKPOINT = Compiled.of(
@@ -167,16 +191,6 @@ _CHECKPOINT = Compiled.of(
         projection_checkpoints.c.transaction_id.cast(sa.Text).cast(sa.BigInteger),
         projection_checkpoints.c.global_position,
     ).where(projection_checkpoints.c.projection == value("projection"))
-)
-_TENANT_AFTER = Compiled.of(
-    sa.select(*EVENT_COLUMNS)
-    .where(
-        events.c.tenant_id == value("tenant_id"),
-        sa.tuple_(events.c.transaction_id, events.c.global_position)
-        > sa.tuple_(sa.cast(sa.cast(value("transaction_id"), sa.Text), XID8), value("position")),
-    )
-    .order_by(events.c.transaction_id, events.c.global_position)
-    .limit(value("limit"))
 )
 
 
@@ -190,14 +204,7 @@ async def unapplied(
     under row-level security, and every event of the tenant was read.)"""
     found = await _CHECKPOINT.fetch(conn, projection=projection)
     checkpoint = Checkpoint(*found[0]) if found else Checkpoint()
-    rows = await _TENANT_AFTER.fetch(
-        conn,
-        tenant_id=tenant_id,
-        transaction_id=str(checkpoint.transaction_id),
-        position=checkpoint.position,
-        limit=limit,
-    )
-    return [to_recorded(row) for row in rows]
+    return await read_after(conn, checkpoint, limit, tenant_id=tenant_id, horizon=False)
 
 
 _LAST_BELOW_HORIZON = Compiled.of(
