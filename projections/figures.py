@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import CLOSED_STATUSES, Priority, Status
 from projections.driver import Compiled, value
-from projections.log import unapplied
+from projections.log import read_after
 from projections.registry import ROLLUPS
-from projections.rollups import Fold, load_facts
+from projections.rollups import ROLLUP_TABLES, Fold, load_facts
+from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
     open_tasks_by_due_day,
@@ -33,7 +34,6 @@ from projections.tables import (
     tasks_by_created_day,
 )
 
-DAILY_ROLLUPS = {table.name: table for table in (completions_by_day, open_tasks_by_due_day)}
 # Past this many unapplied events of a tenant, its figures wait for the runner.
 PENDING_EVENTS_MAX = 5000
 AGENT_PERFORMANCE_MAX = 5000
@@ -47,7 +47,10 @@ class RollupsBehind(Exception):
 
 async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
     """The tenant's events the rollups have not applied yet, folded."""
-    tail = await unapplied(conn, ROLLUPS.name, tenant_id, PENDING_EVENTS_MAX + 1)
+    checkpoint = await read_checkpoint_unlocked(conn, ROLLUPS.name)
+    tail = await read_after(
+        conn, checkpoint, PENDING_EVENTS_MAX + 1, tenant_id=tenant_id, horizon=False
+    )
     if len(tail) > PENDING_EVENTS_MAX:
         raise RollupsBehind(tenant_id)
     keys = sorted({(event.tenant_id, event.stream_id) for event in tail})
@@ -108,12 +111,33 @@ async def task_stats(
     }
 
 
+def _kept_to(
+    query: sa.Select[Any],
+    table: sa.Table,
+    for_owner: bool,
+    day: str = "",
+    *,
+    since: str | None = None,
+    before: str | None = None,
+) -> sa.Select[Any]:
+    """The query kept to the tenant (the value `tenant_id`), to one owner (`owner_id`) when
+    `for_owner`, and to the column `day` from the value named `since` and before the value
+    named `before`, each when named."""
+    c = table.c
+    query = query.where(c.tenant_id == value("tenant_id"))
+    if for_owner:
+        query = query.where(c.owner_id == value("owner_id"))
+    if since is not None:
+        query = query.where(c[day] >= value(since))
+    if before is not None:
+        query = query.where(c[day] < value(before))
+    return query
+
+
 @functools.cache
 def _totals_by_status(for_owner: bool) -> Compiled:
     t = task_totals.c
-    query = sa.select(t.status, sa.func.sum(t.tasks)).where(t.tenant_id == value("tenant_id"))
-    if for_owner:
-        query = query.where(t.owner_id == value("owner_id"))
+    query = _kept_to(sa.select(t.status, sa.func.sum(t.tasks)), task_totals, for_owner)
     return Compiled.of(query.group_by(t.status))
 
 
@@ -235,16 +259,18 @@ async def _add_whole_days(
 
 @functools.cache
 def _bucket_sums(table_name: str, for_owner: bool, from_day: bool, to_day: bool) -> Compiled:
-    c = (task_totals if table_name == task_totals.name else tasks_by_created_day).c
-    query = sa.select(
-        c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
-    ).where(c.tenant_id == value("tenant_id"))
-    if for_owner:
-        query = query.where(c.owner_id == value("owner_id"))
-    if from_day:
-        query = query.where(c.created_on >= value("first_day"))
-    if to_day:
-        query = query.where(c.created_on < value("end_day"))
+    table = ROLLUP_TABLES[table_name]
+    c = table.c
+    query = _kept_to(
+        sa.select(
+            c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
+        ),
+        table,
+        for_owner,
+        "created_on",
+        since="first_day" if from_day else None,
+        before="end_day" if to_day else None,
+    )
     return Compiled.of(query.group_by(c.owner_id, c.status, c.priority))
 
 
@@ -275,15 +301,14 @@ def _view_buckets(for_owner: bool) -> Compiled:
         ).filter(v.status == Status.COMPLETED),
         0,
     )
-    query = sa.select(
-        sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms
-    ).where(
-        v.tenant_id == value("tenant_id"),
-        v.created_at >= value("created_from"),
-        v.created_at < value("created_before"),
+    query = _kept_to(
+        sa.select(sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms),
+        task_view,
+        for_owner,
+        "created_at",
+        since="created_from",
+        before="created_before",
     )
-    if for_owner:
-        query = query.where(v.owner_id == value("owner_id"))
     return Compiled.of(query.group_by(sa.text("1"), v.status, v.priority))
 
 
@@ -312,17 +337,15 @@ async def _open_and_due(
 @functools.cache
 def _due_today(for_owner: bool) -> Compiled:
     v = task_view.c
-    due_today = [
-        v.tenant_id == value("tenant_id"),
-        v.status.not_in(CLOSED_STATUSES),
-        v.due_date >= value("today"),
-        v.due_date < value("tomorrow"),
-    ]
-    if for_owner:
-        due_today.append(v.owner_id == value("owner_id"))
+    counts = sa.select(sa.func.count().filter(v.due_date < value("now")), sa.func.count())
     return Compiled.of(
-        sa.select(sa.func.count().filter(v.due_date < value("now")), sa.func.count()).where(
-            *due_today
+        _kept_to(
+            counts.where(v.status.not_in(CLOSED_STATUSES)),
+            task_view,
+            for_owner,
+            "due_date",
+            since="today",
+            before="tomorrow",
         )
     )
 
@@ -360,18 +383,17 @@ def _day_sum(
     table_name: str, day_name: str, for_owner: bool, since: bool, before: bool
 ) -> Compiled:
     # Cached by names: columns compare into SQL expressions, not into booleans.
-    c = DAILY_ROLLUPS[table_name].c
-    day = c[day_name]
-    query = sa.select(sa.func.coalesce(sa.func.sum(c.tasks), 0)).where(
-        c.tenant_id == value("tenant_id")
+    table = ROLLUP_TABLES[table_name]
+    return Compiled.of(
+        _kept_to(
+            sa.select(sa.func.coalesce(sa.func.sum(table.c.tasks), 0)),
+            table,
+            for_owner,
+            day_name,
+            since="since" if since else None,
+            before="before" if before else None,
+        )
     )
-    if for_owner:
-        query = query.where(c.owner_id == value("owner_id"))
-    if since:
-        query = query.where(day >= value("since"))
-    if before:
-        query = query.where(day < value("before"))
-    return Compiled.of(query)
 
 
 async def _overdue(
@@ -405,18 +427,19 @@ async def _overdue(
 @functools.cache
 def _period_overdue(for_owner: bool, created_from: bool, created_before: bool) -> Compiled:
     v = task_view.c
-    query = sa.select(sa.func.count()).where(
-        v.tenant_id == value("tenant_id"),
-        v.status.not_in(CLOSED_STATUSES),
-        v.due_date < value("now"),
+    overdue = sa.select(sa.func.count()).where(
+        v.status.not_in(CLOSED_STATUSES), v.due_date < value("now")
     )
-    if for_owner:
-        query = query.where(v.owner_id == value("owner_id"))
-    if created_from:
-        query = query.where(v.created_at >= value("created_from"))
-    if created_before:
-        query = query.where(v.created_at < value("created_before"))
-    return Compiled.of(query)
+    return Compiled.of(
+        _kept_to(
+            overdue,
+            task_view,
+            for_owner,
+            "created_at",
+            since="created_from" if created_from else None,
+            before="created_before" if created_before else None,
+        )
+    )
 
 
 async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dict[str, str | None]:

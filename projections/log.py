@@ -20,7 +20,7 @@ from domain.events import TaskEvent
 from domain.evolve import fold
 from domain.task import Task
 from projections.driver import Compiled, driver_connection, value
-from projections.tables import XID8, events, projection_checkpoints
+from projections.tables import XID8, events
 
 # The payload version each event type is written in today.
 PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
@@ -184,27 +184,6 @@ def _read_after(for_tenant: bool, until: bool, horizon: bool) -> Compiled:
     if horizon:
         query = query.where(VISIBLE_HORIZON)
     return Compiled.of(query)
-
-
-_CHECKPOINT = Compiled.of(
-    sa.select(
-        projection_checkpoints.c.transaction_id.cast(sa.Text).cast(sa.BigInteger),
-        projection_checkpoints.c.global_position,
-    ).where(projection_checkpoints.c.projection == value("projection"))
-)
-
-
-async def unapplied(
-    conn: AsyncConnection, projection: str, tenant_id: str, limit: int
-) -> list[RecordedEvent]:
-    """A tenant's events past a projection's checkpoint, in commit order, up to `limit`: what
-    a read folds in to be as up to date as the log. Every event the snapshot sees is read, as
-    `read_after` reads without the horizon. (The checkpoint is read on its own: compared with
-    a value computed in the statement, the events' position was no longer an index condition
-    under row-level security, and every event of the tenant was read.)"""
-    found = await _CHECKPOINT.fetch(conn, projection=projection)
-    checkpoint = Checkpoint(*found[0]) if found else Checkpoint()
-    return await read_after(conn, checkpoint, limit, tenant_id=tenant_id, horizon=False)
 
 
 _LAST_BELOW_HORIZON = Compiled.of(

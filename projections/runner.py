@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import zlib
 from datetime import datetime
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections.driver import driver_connection
+from projections.driver import Compiled, driver_connection, value
 from projections.log import Checkpoint, as_xid8, checkpoint_of, read_after
 from projections.projector import Projector
 from projections.tables import projection_checkpoints
@@ -49,12 +50,17 @@ async def read_checkpoint_unlocked(conn: AsyncConnection, projection: str) -> Ch
 
 
 async def _checkpoint(conn: AsyncConnection, projection: str, *, lock: bool) -> Checkpoint:
+    rows = await _checkpoint_statement(lock).fetch(conn, projection=projection)
+    return Checkpoint(*rows[0]) if rows else Checkpoint()
+
+
+@functools.cache
+def _checkpoint_statement(lock: bool) -> Compiled:
     c = projection_checkpoints.c
     query = sa.select(c.transaction_id.cast(sa.Text).cast(sa.BigInteger), c.global_position).where(
-        c.projection == projection
+        c.projection == value("projection")
     )
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return Checkpoint() if row is None else Checkpoint(row[0], row[1])
+    return Compiled.of(query.with_for_update() if lock else query)
 
 
 async def save_checkpoint(
