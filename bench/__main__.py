@@ -19,6 +19,7 @@ import asyncpg
 
 from app.database import create_engine
 from bench import appends, dataset
+from bench.cpu import postmaster
 from bench.database import create_tenants, throwaway_database, wait_until_idle
 from bench.explain import explain_reads
 from bench.lag import LagResult, projection_lag
@@ -54,7 +55,10 @@ def main() -> None:
         rows, load_rows = run(plan, args.workers, Path(scratch), args.explain)
     print(f"\n{plan.name} run, {args.workers} worker(s), {time.monotonic() - started:.0f} s\n")
     print(table(rows))
-    print("\nLoad generator (CPU seconds per second; 1.0 is one core of 2):\n")
+    print(
+        "\nWhere the CPU went: seconds per second (1.0 is one core of 2) of wrk, the server and"
+        " PostgreSQL, and the server's and PostgreSQL's milliseconds per request:\n"
+    )
     print(markdown(load_rows))
 
 
@@ -93,8 +97,28 @@ def run(
             peak_rss = server.peak_worker_rss()
         say("done; dropping the database")
     rows = _rows(plan, raw, ours, peer, loads, lags, rebuilds, peak_rss)
-    load_rows = [("figure", "requests", "errors", "wrk CPU", "server CPU")] + [
-        (name, f"{r.requests:,}", f"{r.errors:,}", f"{r.wrk_cpu:.2f}", f"{r.server_cpu:.2f}")
+    load_rows = [
+        (
+            "figure",
+            "requests",
+            "errors",
+            "wrk CPU",
+            "server CPU",
+            "PostgreSQL CPU",
+            "server ms/req",
+            "PostgreSQL ms/req",
+        )
+    ] + [
+        (
+            name,
+            f"{r.requests:,}",
+            f"{r.errors:,}",
+            f"{r.wrk_cpu:.2f}",
+            f"{r.server_cpu:.2f}",
+            f"{r.postgres_cpu:.2f}",
+            f"{r.cpu_ms_per_request(r.server_cpu):.2f}",
+            f"{r.cpu_ms_per_request(r.postgres_cpu):.2f}",
+        )
         for name, r in loads.items()
     ]
     return rows, load_rows
@@ -131,13 +155,14 @@ def _load_api(
         ("snooze", "snooze_task", "/", {**lists, "BENCH_IDS": files["snooze"]}),
         ("complete", "complete_task", "/", {**lists, **threads, "BENCH_IDS": files["complete"]}),
     ]
+    postgres = asyncio.run(postmaster(server.database_url))
     loads = {}
     for name, script, path, env in runs:
         # What the last load left running (a search gives up only at its statement timeout)
         # would otherwise be measured against this one.
         asyncio.run(wait_until_idle(server.database_url))
         say(f"wrk: {name}")
-        loads[name] = run_wrk(server, plan, script, path, env)
+        loads[name] = run_wrk(server, postgres, plan, script, path, env)
     return loads
 
 

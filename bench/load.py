@@ -1,5 +1,6 @@
 """HTTP load from wrk, a process of its own: requests/s, latency percentiles, errors, and
-how much CPU wrk itself used, to show it had capacity to spare."""
+how much CPU wrk itself used, to show it had capacity to spare, beside what the server and
+PostgreSQL used."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import psutil
 
+from bench.cpu import tree_cpu_seconds
 from bench.plan import Plan
 from bench.server import Server
 
@@ -26,9 +29,13 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
-    # CPU seconds per wall second: wrk's own, and the server's processes'.
+    # CPU seconds per wall second: wrk's own, the server's processes' and PostgreSQL's.
     wrk_cpu: float
     server_cpu: float
+    postgres_cpu: float
+
+    def cpu_ms_per_request(self, cpu: float) -> float:
+        return 1000 * cpu / self.requests_per_second if self.requests_per_second else 0.0
 
 
 class WrkSummary(msgspec.Struct):
@@ -61,6 +68,7 @@ def ensure_wrk() -> str:
 
 def run_wrk(
     server: Server,
+    postgres: psutil.Process,
     plan: Plan,
     script: str,
     path: str,
@@ -82,6 +90,7 @@ def run_wrk(
     ]
     with tempfile.TemporaryFile() as out:
         server_cpu_before = server.cpu_seconds()
+        postgres_cpu_before = tree_cpu_seconds(postgres)
         started = time.monotonic()
         process = subprocess.Popen(
             command,
@@ -93,6 +102,7 @@ def run_wrk(
         process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
         server_cpu = server.cpu_seconds() - server_cpu_before
+        postgres_cpu = tree_cpu_seconds(postgres) - postgres_cpu_before
         out.seek(0)
         text = out.read().decode()
     if process.returncode != 0:
@@ -111,4 +121,5 @@ def run_wrk(
         errors=errors,
         wrk_cpu=(usage.ru_utime + usage.ru_stime) / wall,
         server_cpu=server_cpu / wall,
+        postgres_cpu=postgres_cpu / wall,
     )

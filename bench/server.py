@@ -14,6 +14,7 @@ from types import TracebackType
 
 import psutil
 
+from bench.cpu import tree_cpu_seconds
 from bench.database import tasks_api
 
 READY_SECONDS = 60
@@ -85,14 +86,11 @@ class Server:
         return everything[1:] if len(everything) > 1 else everything
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for process in self.processes():
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                continue
-        return total
+        assert self._process is not None
+        try:
+            return tree_cpu_seconds(psutil.Process(self._process.pid))
+        except psutil.NoSuchProcess:
+            return 0.0
 
     def peak_worker_rss(self) -> int:
         return max(self.peak_rss.values(), default=0)
