@@ -48,7 +48,7 @@ TaskKey = tuple[str, str]  # (tenant_id, task_id)
 Deltas = dict[tuple[str, tuple[Any, ...]], list[int]]
 # (tenant_id, owner_id) -> ((transaction id, position) where the log said it, the name): the
 # latest in commit order wins, whatever order the events are folded in.
-OwnerNames = dict[tuple[str, str], tuple[tuple[int, int], str | None]]
+OwnerNames = dict[tuple[str, str], tuple[tuple[int, int], str]]
 
 
 class TaskFacts(msgspec.Struct, frozen=True, gc=False):
@@ -178,6 +178,9 @@ class Fold:
             self._name(event, after.owner_id, decoded.changes["ownerName"].after)  # type: ignore[union-attr]
 
     def _name(self, event: RecordedEvent, owner_id: str, name: str | None) -> None:
+        # A task that leaves its owner unnamed says nothing of the name: it does not erase it.
+        if name is None:
+            return
         key, said = (event.tenant_id, owner_id), (event.transaction_id, event.position)
         if key not in self.names or self.names[key][0] < said:
             self.names[key] = (said, name)

@@ -268,6 +268,9 @@ def describe_decode_error(error: msgspec.MsgspecError) -> str:
     # ValidationError subclasses DecodeError: only a plain DecodeError means bad JSON.
     if not isinstance(error, msgspec.ValidationError):
         return f"body: malformed JSON ({text})"
+    if isinstance(error.__cause__, ValueError):
+        # A command's own rule (its __post_init__), whose message names its field first.
+        return text
     if match := _AT_PATH.match(text):
         path = match["path"]
         field_match = _NAMED_FIELD.match(match["message"])

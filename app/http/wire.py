@@ -88,7 +88,8 @@ class AuditEvent(msgspec.Struct, rename="camel"):
             recorded_at=event.recorded_at,
             actor=metadata.get("actor"),
             request_id=metadata.get("requestId"),
-            data=event.current_data(),
+            # The type is the event's own field; its payload's copy of it would say it twice.
+            data={key: value for key, value in event.current_data().items() if key != "type"},
         )
 
 

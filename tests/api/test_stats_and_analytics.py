@@ -258,6 +258,19 @@ async def test_an_agent_whose_tasks_were_all_reassigned_is_not_listed(tasks: Tas
     ]
 
 
+async def test_a_task_that_leaves_its_owner_unnamed_does_not_erase_the_name(
+    tasks: TaskApi,
+) -> None:
+    await tasks.create(ownerId="agent_x", ownerName="Xavier")
+    await tasks.create(ownerId="agent_x")
+
+    figures = await analytics(tasks)
+
+    assert figures["agentPerformance"] == [
+        {"agentId": "agent_x", "agentName": "Xavier", "total": 2, "completed": 0}
+    ]
+
+
 async def test_analytics_can_be_limited_to_one_owner(tasks: TaskApi) -> None:
     await tasks.create(ownerId="agent_a", status="completed")
     await tasks.create(ownerId="agent_b")
