@@ -22,8 +22,9 @@ from app.tenants import Principal
 
 WINDOW_SECONDS = 60
 TIER_LIMITS = {"starter": 300, "growth": 1_200, "enterprise": 6_000}
-# Far below any tier: a client with a wrong key soon hears 429 instead of 401.
-FAILED_AUTHENTICATIONS_LIMIT = 30
+# A third of the lowest tier: a client that keeps guessing keys soon hears 429 instead of 401,
+# while one whose key was just revoked, or a suite of checks of the 401s, has room to fail.
+FAILED_AUTHENTICATIONS_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
