@@ -122,10 +122,8 @@ TaskCommand = UpdateTask | CompleteTask | SnoozeTask | ReassignTask | DeleteTask
 
 
 def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
-    """Why a metadata value breaks the Input Constraints table, or None when none does. A
-    string is measured in characters, any other value by its JSON."""
+    """Why a metadata value breaks the Input Constraints table, or None when none does."""
     for key, value in metadata.items():
-        text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
-        if len(text) > METADATA_VALUE_MAX:
-            return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters"
+        if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
+            return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
     return None
