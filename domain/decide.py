@@ -165,12 +165,14 @@ def _update(task: Task, changes: TaskChanges, merge: bool, now: datetime) -> lis
     # Only now: a null metadata clears it rather than merging as an empty patch.
     values = _with_empty_collections(values)
 
-    status = values.pop("status", task.status)
+    requested_status = values.pop("status", None)
+    status = requested_status or task.status
     owner_changes = {name: values.pop(name) for name in ("ownerId", "ownerName") if name in values}
     reassigning = "ownerId" in owner_changes and owner_changes["ownerId"] != task.owner_id
     if not reassigning and "ownerName" in owner_changes:
         values["ownerName"] = owner_changes["ownerName"]
-    completing = status == Status.COMPLETED and task.status != Status.COMPLETED
+    # Asking for completed completes, by /complete's rules: a completed task is refused.
+    completing = requested_status == Status.COMPLETED
     completion = {name: values.pop(name) for name in COMPLETION_FIELDS if name in values}
     if task.status == Status.COMPLETED and status != Status.COMPLETED:
         values.update(status=status, completedAt=None, outcome=None, completionNotes=None)

@@ -242,6 +242,22 @@ async def test_outcome_on_an_open_task_is_rejected(tasks: TaskApi, method: str) 
     assert "outcome" in response.json()["error"]["details"][0]
 
 
+@BOTH
+async def test_completing_a_completed_task_through_an_update_is_rejected(
+    tasks: TaskApi, method: str
+) -> None:
+    task = (await tasks.act((await tasks.create())["_id"], "complete"))["task"]
+
+    response = await tasks.call(
+        method, f"/v1/tasks/{task['_id']}", json={"status": "completed", "title": "Again"}
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == ("ValidationError", "Task is already completed")
+    assert await tasks.get(task["_id"]) == task
+
+
 async def test_the_notes_of_a_completed_task_can_be_corrected(tasks: TaskApi) -> None:
     task = await tasks.create()
     await tasks.act(task["_id"], "complete", {"completionNotes": "typo"})

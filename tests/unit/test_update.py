@@ -284,8 +284,10 @@ class TestCompletingThroughAnUpdate:
         with pytest.raises(RuleViolation, match="deferred"):
             decide(update({"status": "completed"}), task, LATER)
 
-    def test_setting_status_completed_on_a_completed_task_changes_nothing(self) -> None:
-        assert decide(put({"status": "completed"}), completed_task(), LATER) == []
+    @pytest.mark.parametrize("update", UPDATES)
+    def test_setting_status_completed_on_a_completed_task_is_rejected(self, update: Any) -> None:
+        with pytest.raises(RuleViolation, match="already completed"):
+            decide(update({"status": "completed", "title": "Again"}), completed_task(), LATER)
 
     @pytest.mark.parametrize("status", ["not_started", "in_progress", "pending", "deferred"])
     def test_an_outcome_on_an_open_task_is_rejected(self, status: str) -> None:
