@@ -445,7 +445,7 @@ def _period_overdue(for_owner: bool, created_from: bool, created_before: bool) -
 async def _owner_names(conn: AsyncConnection, tenant_id: str, fold: Fold) -> dict[str, str | None]:
     rows = await _OWNER_NAMES.fetch(conn, tenant_id=tenant_id)
     names: dict[str, str | None] = {owner: name for owner, name in rows}
-    names.update({owner: name for (_, owner), (_, name) in fold.names.items()})
+    names.update({owner: name for (_, owner), (_, name) in fold.names.items() if name is not None})
     return names
 
 

@@ -46,9 +46,11 @@ COUNTS_HELD = 100_000
 TaskKey = tuple[str, str]  # (tenant_id, task_id)
 # (table name, key columns' values) -> [tasks, completion_ms]
 Deltas = dict[tuple[str, tuple[Any, ...]], list[int]]
-# (tenant_id, owner_id) -> ((transaction id, position) where the log said it, the name): the
-# latest in commit order wins, whatever order the events are folded in.
-OwnerNames = dict[tuple[str, str], tuple[tuple[int, int], str]]
+# A name said of an owner: ((transaction id, position) where the log said it, the name).
+SaidName = tuple[tuple[int, int], str | None]
+# (tenant_id, owner_id) -> the name that outranks every other said of the owner, whatever
+# order the events are folded in.
+OwnerNames = dict[tuple[str, str], SaidName]
 
 
 class TaskFacts(msgspec.Struct, frozen=True, gc=False):
@@ -178,12 +180,18 @@ class Fold:
             self._name(event, after.owner_id, decoded.changes["ownerName"].after)  # type: ignore[union-attr]
 
     def _name(self, event: RecordedEvent, owner_id: str, name: str | None) -> None:
-        # A task that leaves its owner unnamed says nothing of the name: it does not erase it.
-        if name is None:
-            return
         key, said = (event.tenant_id, owner_id), (event.transaction_id, event.position)
-        if key not in self.names or self.names[key][0] < said:
+        known = self.names.get(key)
+        if known is None or name_outranks((said, name), known):
             self.names[key] = (said, name)
+
+
+def name_outranks(said: SaidName, known: SaidName) -> bool:
+    """Whether a name said of an owner replaces the one known: a name beats none (a task that
+    leaves its owner unnamed does not erase the owner's name), then the later in commit order
+    wins."""
+    (said_at, said_name), (known_at, known_name) = said, known
+    return (said_name is not None, said_at) > (known_name is not None, known_at)
 
 
 class RollupProjector:
@@ -314,7 +322,8 @@ async def _write_names(conn: AsyncConnection, names: OwnerNames) -> None:
         owner_names,
         ("tenant_id", "owner_id", "owner_name"),
         rows,
-        "owner_name = EXCLUDED.owner_name",
+        # A batch that saw an owner only unnamed keeps the name an earlier one gave.
+        "owner_name = coalesce(EXCLUDED.owner_name, t.owner_name)",
     )
 
 

@@ -54,7 +54,7 @@ from tests.integration.projection_support import (
     wait_until,
     write_history,
 )
-from tests.unit.tasks import complete, patch
+from tests.unit.tasks import complete, patch, reassign
 
 WRITERS = 32
 
@@ -510,15 +510,35 @@ async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_sai
 
     await rebuild(engine, ROLLUPS, no_progress)
 
+    assert await owner_name(engine, caller.principal.tenant_id, "u-1") == "Ann Smith"
+    assert await verify(engine, ROLLUPS) == []
+
+
+async def test_a_task_that_leaves_its_owner_unnamed_keeps_the_name_given_before(
+    engine: AsyncEngine,
+) -> None:
+    caller = await new_caller(engine, "unnamed-owner")
+    first = await create(engine, caller, ownerId="u-3")
+    await create(engine, caller, ownerId="u-2", ownerName="Bo")
+    await catch_up(engine, ROLLUPS)
+    assert first.task is not None
+    # Last in commit order, and read first by a rebuild, which reads the log task by task.
+    await service.run(engine, caller, first.task.id, reassign("u-2"))
+    await catch_up(engine, ROLLUPS)
+
+    assert await owner_name(engine, caller.principal.tenant_id, "u-2") == "Bo"
+    await rebuild(engine, ROLLUPS, no_progress)
+    assert await owner_name(engine, caller.principal.tenant_id, "u-2") == "Bo"
+    assert await verify(engine, ROLLUPS) == []
+
+
+async def owner_name(engine: AsyncEngine, tenant_id: str, owner_id: str) -> str | None:
     async with engine.connect() as conn:
-        name = await conn.scalar(
+        return await conn.scalar(
             sa.select(owner_names.c.owner_name).where(
-                owner_names.c.tenant_id == caller.principal.tenant_id,
-                owner_names.c.owner_id == "u-1",
+                owner_names.c.tenant_id == tenant_id, owner_names.c.owner_id == owner_id
             )
         )
-    assert name == "Ann Smith"
-    assert await verify(engine, ROLLUPS) == []
 
 
 async def test_verify_reports_a_row_changed_behind_the_projections_back(
