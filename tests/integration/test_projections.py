@@ -371,10 +371,12 @@ async def test_of_two_runners_one_applies_the_other_waits_and_takes_over_when_it
 
 # --- NOTIFY and reading own writes --------------------------------------------------------
 
-SAMPLES = 5
-# Tens of milliseconds when woken by NOTIFY; a runner that only polled would take up to its
-# 1 s poll, and stay under this for every sample once in a thousand runs.
+SAMPLES = 7
+# Tens of milliseconds when woken by NOTIFY. One sample may be held back by the machine (the
+# horizon waits for every transaction of the cluster); a runner that only polled, every 1 s,
+# would keep all the others under this bound about once in a thousand runs.
 NOTIFIED_WITHIN_SECONDS = 0.25
+SLOW_SAMPLES_ALLOWED = 1
 
 
 async def test_the_runner_applies_a_new_event_within_milliseconds_of_its_commit(
@@ -399,7 +401,8 @@ async def test_the_runner_applies_a_new_event_within_milliseconds_of_its_commit(
 
         await wait_until(applied, within=2)
         latencies.append(time.monotonic() - committed)
-    assert max(latencies) < NOTIFIED_WITHIN_SECONDS, latencies
+    slow = [latency for latency in latencies if latency >= NOTIFIED_WITHIN_SECONDS]
+    assert len(slow) <= SLOW_SAMPLES_ALLOWED, latencies
 
 
 async def test_stats_count_a_tenants_own_writes_before_the_runner_applies_them(
