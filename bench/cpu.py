@@ -29,10 +29,10 @@ async def postmaster(database_url: str) -> psutil.Process:
     parent of a backend."""
     conn = await asyncpg.connect(database_url)
     try:
-        backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        # Asked while the backend lives: it exits with the connection.
+        parent = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
     finally:
         await conn.close()
-    parent = backend.parent()
     if parent is None:
         raise RuntimeError("PostgreSQL's backend has no parent process on this machine")
     return parent
