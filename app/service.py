@@ -92,9 +92,7 @@ async def run(
         if attempt > 0:
             metrics.COMMAND_RETRIES.inc()
         try:
-            return await _attempt(
-                engine, caller, task_id, command, if_match, before_commit, lock=attempt > 0
-            )
+            return await _attempt(engine, caller, task_id, command, if_match, before_commit)
         except event_log.VersionConflict:
             metrics.VERSION_CONFLICTS.inc()
             continue
@@ -108,13 +106,11 @@ async def _attempt(
     command: TaskCommand,
     if_match: int | None,
     before_commit: BeforeCommit | None,
-    *,
-    lock: bool,
 ) -> CommandResult:
-    # The first attempt reads without a lock; after a lost race the retry locks the row, so
-    # it cannot lose again.
-    async with tenant_connection(engine, caller.principal.tenant_id) as conn:
-        current = await task_view.load(conn, caller.principal.tenant_id, task_id, lock=lock)
+    # Holding the task's stream lock, the command reads the task as the last one left it.
+    tenant_id = caller.principal.tenant_id
+    async with tenant_connection(engine, tenant_id, stream_id=task_id) as conn:
+        current = await task_view.load(conn, tenant_id, task_id)
         if current is None:
             raise TaskNotFound(task_id)
         task, version = current

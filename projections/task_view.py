@@ -55,22 +55,17 @@ _LOAD = sa.select(task_view.c.version, *WIRE_COLUMNS).where(
     task_view.c.tenant_id == value("tenant_id"), task_view.c.task_id == value("task_id")
 )
 LOAD_ON_DRIVER = Compiled.of(_LOAD)
-LOAD_LOCKED_ON_DRIVER = Compiled.of(_LOAD.with_for_update())
 
 
-async def load(
-    conn: AsyncConnection, tenant_id: str, task_id: str, *, lock: bool = False
-) -> tuple[Task, int] | None:
-    """A live task and its version; `lock` holds the row until the transaction ends."""
-    return await load_on_driver(await driver_connection(conn), tenant_id, task_id, lock=lock)
+async def load(conn: AsyncConnection, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
+    """A live task and its version."""
+    return await load_on_driver(await driver_connection(conn), tenant_id, task_id)
 
 
-async def load_on_driver(
-    driver: Any, tenant_id: str, task_id: str, *, lock: bool = False
-) -> tuple[Task, int] | None:
+async def load_on_driver(driver: Any, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
     """`load` on an asyncpg connection (see tenant_driver_connection): the hot read path."""
-    load = LOAD_LOCKED_ON_DRIVER if lock else LOAD_ON_DRIVER
-    row = await driver.fetchrow(load.sql, *load.arguments(tenant_id=tenant_id, task_id=task_id))
+    arguments = LOAD_ON_DRIVER.arguments(tenant_id=tenant_id, task_id=task_id)
+    row = await driver.fetchrow(LOAD_ON_DRIVER.sql, *arguments)
     return None if row is None else (task_from_row(row), row["version"])
 
 

@@ -17,14 +17,19 @@ import httpx
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import clock, service
 from app.http.app import create_app
-from app.service import Caller, CommandResult
+from app.service import Caller
 from app.settings import Settings
+from app.store import event_log
+from app.store.tenant_scope import tenant_connection
 from app.tenants import Principal
 from domain.commands import TaskChanges, UpdateTask
+from domain.decide import decide
+from domain.evolve import evolve
+from projections import task_view
 from projections.status import projection_status
 from tests.api.task_api import TaskApi
 from tests.api.test_rate_limits import client_of, running_lifespan, throttled_tenant
@@ -177,34 +182,41 @@ async def test_rate_limit_refusals_are_counted_by_policy(
     assert grew("tasks_http_requests_total", method="GET", route="/v1/tasks", status="429") == 2
 
 
-async def test_a_command_that_loses_a_race_counts_a_conflict_and_a_retry(
+async def test_a_command_that_meets_a_version_it_did_not_read_counts_a_conflict_and_a_retry(
     client: AsyncTestClient, engine: AsyncEngine, tasks: TaskApi, tenant: Tenant
 ) -> None:
     task_id = (await tasks.create())["_id"]
     caller = Caller(Principal(tenant.tenant_id, tenant.key_id), "race")
-    appended, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_open(conn: AsyncConnection, result: CommandResult) -> None:
-        appended.set()
-        await release.wait()
 
     def retitle(title: str) -> UpdateTask:
         return UpdateTask(TaskChanges(title=title), merge=True)
 
     before = await scrape(client)
-    first = asyncio.create_task(
-        service.run(engine, caller, task_id, retitle("first"), before_commit=hold_open)
-    )
-    await appended.wait()
-    # The second reads the version the first has not committed past, so its append waits on
-    # the first's and then finds the version taken.
-    second = asyncio.create_task(service.run(engine, caller, task_id, retitle("second")))
-    await waiting_on_a_lock(engine)
-    release.set()
-    results = await asyncio.gather(first, second)
+    # A writer that does not queue on the task's stream lock, as the commands do, holds
+    # version 2 uncommitted: the command reads version 1, and its append waits on the
+    # writer's and then finds the version taken.
+    async with tenant_connection(engine, tenant.tenant_id) as outside:
+        found = await task_view.load(outside, tenant.tenant_id, task_id)
+        assert found is not None
+        task, version = found
+        now = clock.now()
+        new_events = decide(retitle("outside"), task, now)
+        await event_log.append_and_project(
+            outside,
+            tenant.tenant_id,
+            task_id,
+            version,
+            new_events,
+            {},
+            now,
+            evolve(task, new_events[0], now),
+        )
+        command = asyncio.create_task(service.run(engine, caller, task_id, retitle("second")))
+        await waiting_on_a_lock(engine)
+    result = await command
     after = await scrape(client)
 
-    assert [result.version for result in results] == [2, 3]
+    assert result.version == 3
     grew = counted(before, after)
     assert grew("tasks_version_conflicts_total") == 1
     assert grew("tasks_command_retries_total") == 1
@@ -221,7 +233,7 @@ async def waiting_on_a_lock(engine: AsyncEngine) -> None:
             if await conn.scalar(query):
                 return
         await asyncio.sleep(0.01)
-    raise AssertionError("the second command never waited on the first")
+    raise AssertionError("the command never waited on the other writer")
 
 
 async def test_the_pool_gauge_counts_the_connections_in_use(database_url: str) -> None:

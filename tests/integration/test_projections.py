@@ -264,6 +264,49 @@ async def test_the_same_writers_catch_a_reader_that_follows_the_position_alone(
             assert_exactly_once(written, projector.positions)
 
 
+RACED_TASKS = 5
+WRITERS_PER_TASK = 16
+
+
+async def test_writers_racing_for_a_task_commit_its_events_in_version_order(
+    engine: AsyncEngine,
+) -> None:
+    """Readers fold a task's events in commit order, (transaction id, position): that order
+    must be the order of its versions, however many commands race for the task."""
+    caller = await new_caller(engine, "racing-writers")
+    task_ids = []
+    for _ in range(RACED_TASKS):
+        created = await create(engine, caller)
+        assert created.task is not None
+        task_ids.append(created.task.id)
+    statuses = ("in_progress", "pending", "deferred", "not_started")
+
+    await asyncio.gather(
+        *(
+            service.run(
+                engine, caller, task_id, patch({"status": statuses[n % 4], "title": f"{n}"})
+            )
+            for n in range(WRITERS_PER_TASK)
+            for task_id in task_ids
+        )
+    )
+
+    c = events.c
+    async with engine.connect() as conn:
+        in_commit_order = await conn.execute(
+            sa.select(c.stream_id, c.stream_version)
+            .where(c.tenant_id == caller.principal.tenant_id)
+            .order_by(c.transaction_id, c.global_position)
+        )
+        versions: dict[str, list[int]] = {}
+        for stream_id, version in in_commit_order:
+            versions.setdefault(stream_id, []).append(version)
+    expected = list(range(1, WRITERS_PER_TASK + 2))
+    assert versions == {task_id: expected for task_id in task_ids}
+    await catch_up(engine, ROLLUPS)
+    assert await verify(engine, ROLLUPS) == []
+
+
 # --- Crash safety -------------------------------------------------------------------------
 
 
