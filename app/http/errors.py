@@ -11,6 +11,7 @@ from asyncpg.exceptions import (
     InterfaceError,
     OperatorInterventionError,
     PostgresConnectionError,
+    PostgresError,
 )
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -221,17 +222,25 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
     return error_response(ApiError(500, "InternalServerError", "Internal server error"))
 
 
-def database_unavailable(error: Exception) -> bool:
-    """The database cannot be reached, is restarting, or gave up on a statement: worth a
-    retry, not a bug."""
-    if isinstance(error, OSError | PoolTimeout):
-        return True
+def database_unavailable(error: BaseException | None) -> bool:
+    """The database cannot be reached, is restarting, or gave up on a statement (its
+    statement_timeout, say): worth a retry, not a bug. Met through SQLAlchemy or on the
+    driver's own connection alike."""
     if isinstance(error, DBAPIError):
-        cause = error.orig.__cause__ if error.orig is not None else None
-        return error.connection_invalidated or isinstance(
-            cause, OSError | PostgresConnectionError | InterfaceError | OperatorInterventionError
-        )
-    return False
+        if error.connection_invalidated:
+            return True
+        error = error.orig.__cause__ if error.orig is not None else None
+    return isinstance(error, _UNAVAILABLE)
+
+
+_UNAVAILABLE = (
+    OSError,
+    PoolTimeout,
+    PostgresConnectionError,
+    InterfaceError,
+    # Among them the cancelled statement (a statement_timeout) and the server shutting down.
+    OperatorInterventionError,
+)
 
 
 def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
@@ -250,6 +259,7 @@ def on_rollups_behind(_: Request[Any, Any, Any], error: RollupsBehind) -> Respon
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     RollupsBehind: on_rollups_behind,
     SQLAlchemyError: on_database_error,
+    PostgresError: on_database_error,
     OSError: on_database_error,
     ApiError: on_api_error,
     RuleViolation: on_rule_violation,

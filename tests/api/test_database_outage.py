@@ -1,5 +1,5 @@
-"""While the database is unreachable the API answers 503 with Retry-After, never 500, and it
-serves again as soon as the database does."""
+"""While the database is unreachable, or gives up on a statement, the API answers 503 with
+Retry-After, never 500, and it serves again as soon as the database does."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.http.app import create_app
 from app.settings import Settings
+from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:9/tasks"
+STATEMENT_TIMEOUT_MS = 200
 
 
 async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
@@ -52,3 +54,36 @@ async def test_connections_cut_by_the_server_are_replaced(
 
     assert set(statuses) <= {200, 503}
     assert statuses[-1] == 200
+
+
+async def test_a_statement_the_database_gives_up_on_is_a_503_on_every_path(
+    database_url: str, engine: AsyncEngine, tenant: Tenant
+) -> None:
+    # Reads and writes through SQLAlchemy and on the driver's own connection alike.
+    settings = Settings(
+        database_url=database_url, run_projections=False, statement_timeout_ms=STATEMENT_TIMEOUT_MS
+    )
+    app = create_app(settings)
+    async with running_lifespan(app), client_of(app) as client:
+        task = (await client.post("/v1/tasks", json={"title": "x"}, headers=tenant.headers)).json()
+        async with engine.connect() as holder:
+            # Every statement on these tables waits for the lock past its timeout.
+            await holder.execute(sa.text("LOCK TABLE events, task_view IN ACCESS EXCLUSIVE MODE"))
+            responses = {
+                path: await client.request(method, path, json=body, headers=tenant.headers)
+                for method, path, body in [
+                    ("POST", "/v1/tasks", {"title": "y"}),
+                    ("PATCH", f"/v1/tasks/{task['task']['_id']}", {"title": "z"}),
+                    ("GET", f"/v1/tasks/{task['task']['_id']}", None),
+                    ("GET", "/v1/tasks", None),
+                    ("GET", "/v1/tasks/stats", None),
+                    ("GET", "/v1/tasks/analytics", None),
+                    ("GET", "/v1/events", None),
+                ]
+            }
+            await holder.rollback()
+
+    for path, response in responses.items():
+        assert response.status_code == 503, (path, response.text)
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["error"]["code"] == "ServiceUnavailableError"
