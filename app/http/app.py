@@ -78,7 +78,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_rate_limit_fields],
         middleware=[
-            RequestIdMiddleware,
             DefineMiddleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds),
             QueryCheckMiddleware,
         ],
@@ -88,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=logging_config(settings.log_level),
         debug=False,
     )
-    # Outside every route: Litestar runs route middleware only where a route matched.
-    app.asgi_handler = AccessMiddleware(app.asgi_handler)
+    # Outside every route: Litestar runs route middleware only where a route matched, and the
+    # 404s and 405s the router answers itself need their id and their access line too.
+    app.asgi_handler = AccessMiddleware(RequestIdMiddleware(app.asgi_handler))
     return app

@@ -62,6 +62,19 @@ async def test_a_task_is_logged_under_its_route_template_and_its_path(tasks: Tas
     assert line["status"] == 200
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/nowhere"), ("DELETE", "/v1/tasks")])
+async def test_a_request_no_route_answers_keeps_its_id(
+    tasks: TaskApi, method: str, path: str
+) -> None:
+    sent = a_request_id()
+    with captured_log() as log:
+        response = await tasks.call(method, path, headers=sent)
+
+    assert response.status_code in (404, 405)
+    assert response.headers["x-request-id"] == sent["x-request-id"]
+    assert log.access(sent["x-request-id"])["status"] == response.status_code
+
+
 async def test_the_access_line_follows_the_audit_lines_of_its_request(tasks: TaskApi) -> None:
     sent = a_request_id()
     with captured_log() as log:
