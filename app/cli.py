@@ -207,6 +207,12 @@ def projections() -> None:
 def run_projections() -> None:
     """Run the projection runners (and the auto-complete sweep) until stopped."""
     from app.background import run_background
+    from app.logs import logging_config
+
+    settings = _settings()
+    # The same JSON lines as `serve`: the runners' state and the audit lines of the events
+    # the sweep appends.
+    logging_config(settings.log_level).configure()
 
     async def work(engine: AsyncEngine) -> None:
         stop = asyncio.Event()
@@ -215,7 +221,7 @@ def run_projections() -> None:
             loop.add_signal_handler(signum, stop.set)
         await run_background(engine, stop)
 
-    with _database(_settings(), migrate=False) as database:
+    with _database(settings, migrate=False) as database:
         _with_engine(database.url, work)
 
 

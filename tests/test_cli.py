@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ from app import tenants
 from app.cli import main
 from app.database import create_engine
 from app.settings import ENV_NAMES, mask_password
+from tests.database import migrated_database
 
 
 def run(args: list[str], env: dict[str, str | None]) -> Result:
@@ -236,3 +242,30 @@ def test_without_database_url_the_embedded_server_is_started_and_reused(tmp_path
 
     assert again.exit_code == 0, again.output
     assert not (pgdata / "postmaster.pid").exists(), "the embedded server was left running"
+
+
+RUNNER_START_SECONDS = 20
+
+
+def test_projections_run_logs_json_lines_and_stops_on_sigterm(server_url: str) -> None:
+    # A database of its own: no other runner holds the projections' locks.
+    with migrated_database(server_url) as url:
+        command = [str(Path(sys.executable).with_name("tasks-api")), "projections", "run"]
+        env = {**os.environ, "DATABASE_URL": url}
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as runner:
+            assert runner.stderr is not None
+            # A runner that never says it is active is stopped, and the test fails.
+            deadline = threading.Timer(RUNNER_START_SECONDS, runner.terminate)
+            deadline.start()
+            lines = []
+            for line in runner.stderr:
+                lines.append(json.loads(line))
+                if lines[-1]["message"] == "projection task_rollups active":
+                    break
+            deadline.cancel()
+            runner.send_signal(signal.SIGTERM)
+            assert runner.wait(timeout=RUNNER_START_SECONDS) == 0
+
+    assert lines and lines[-1]["message"] == "projection task_rollups active"
+    assert lines[-1]["logger"] == "tasks_api.projections"
+    assert {"time", "level", "pid"} <= set(lines[-1])
