@@ -285,6 +285,9 @@ def export_events(
     since_at, until_at = _time_option("--since", since), _time_option("--until", until)
 
     async def work(engine: AsyncEngine) -> None:
+        async with engine.connect() as conn:
+            if not await tenants.tenant_exists(conn, tenant_id):
+                raise click.ClickException(f"no tenant has the id {tenant_id}")
         out = sys.stdout.buffer
         async for line in export(engine, tenant_id, since_at, until_at, task_id):
             out.write(line)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -107,16 +107,17 @@ def effective_configuration(
 
 def mask_password(url: str) -> str:
     """The URL with its password, in the authority or the query, replaced by ***."""
+    # Each part replaced where it stands: rebuilding the URL from its parts would also drop
+    # the empty authority of postgresql:///name.
     parts = urlsplit(url)
-    netloc = parts.netloc
     if parts.password is not None:
-        credentials, _, host = netloc.rpartition("@")
-        netloc = f"{credentials.split(':', 1)[0]}:{MASK}@{host}"
+        credentials, _, host = parts.netloc.rpartition("@")
+        url = url.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:{MASK}@{host}", 1)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(key == "password" for key, _ in query):
         masked = [(key, MASK if key == "password" else value) for key, value in query]
-        parts = parts._replace(query=urlencode(masked, safe="*/"))
-    return urlunsplit(parts._replace(netloc=netloc))
+        url = url.replace(f"?{parts.query}", f"?{urlencode(masked, safe='*/')}", 1)
+    return url
 
 
 def _shown(field: str, value: Any) -> str:

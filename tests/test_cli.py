@@ -214,6 +214,8 @@ def test_config_refuses_a_bad_value_from_the_env_file(
         ("postgresql://app:p%40ss@db/tasks", "postgresql://app:***@db/tasks"),
         ("postgresql+asyncpg://app@db/tasks?password=pw&ssl=on", None),
         ("postgresql://db/tasks", "postgresql://db/tasks"),
+        ("postgresql:///tasks", "postgresql:///tasks"),
+        ("postgresql:///tasks?password=pw&ssl=on", "postgresql:///tasks?password=***&ssl=on"),
     ],
 )
 def test_a_password_in_a_url_is_masked_wherever_it_is(url: str, shown: str | None) -> None:
@@ -269,3 +271,11 @@ def test_projections_run_logs_json_lines_and_stops_on_sigterm(server_url: str) -
     assert lines and lines[-1]["message"] == "projection task_rollups active"
     assert lines[-1]["logger"] == "tasks_api.projections"
     assert {"time", "level", "pid"} <= set(lines[-1])
+
+
+def test_exporting_the_log_of_no_tenant_fails(env: dict[str, str | None]) -> None:
+    result = run(["audit", "export", "--tenant", "6b0000000000000000000000"], env)
+
+    assert result.exit_code == 1
+    assert "no tenant has the id 6b0000000000000000000000" in result.output
+    assert result.stdout == ""
