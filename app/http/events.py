@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from app.http import examples
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
 from app.http.tasks import engine_of
@@ -50,7 +51,7 @@ class EventController(Controller):
         "",
         operation_id="listEvents",
         summary="The tenant's events in commit order",
-        responses=ERRORS,
+        responses={**examples.EVENTS, **ERRORS},
     )
     async def list_events(
         self,

@@ -35,30 +35,6 @@ the same key and body within 24 hours gets the first answer again.
 TASK_DELETED, TASK_REASSIGNED, TASK_SNOOZED), readable per task and for the whole tenant.
 """
 
-# The request examples of the reference (Tasks API Documentation).
-CREATE_EXAMPLE = {
-    "title": "Follow up with customer",
-    "titleType": "followup",
-    "description": "Customer inquired about order #12345",
-    "priority": "high",
-    "dueDate": "2026-04-15T10:00:00Z",
-    "ownerId": "agent_001",
-    "ownerName": "John Doe",
-    "relatedCustomerId": "cust_123",
-    "relatedCustomerName": "Jane Smith",
-    "tags": ["followup", "urgent"],
-    "metadata": {"orderId": "ord_12345"},
-}
-UPDATE_EXAMPLE = {
-    "title": "Updated title",
-    "description": "Updated description",
-    "priority": "urgent",
-    "status": "in_progress",
-}
-COMPLETE_EXAMPLE = {"outcome": "resolved", "completionNotes": "Customer satisfied with resolution"}
-SNOOZE_EXAMPLE = {"newDueDate": "2026-04-16T10:00:00Z", "adjustReminders": True}
-REASSIGN_EXAMPLE = {"newOwnerId": "agent_002", "newOwnerName": "Jane Smith"}
-
 
 def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(

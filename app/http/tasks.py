@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
-from app.http import etags, idempotency
+from app.http import etags, examples, idempotency, wire
 from app.http.auth import authenticated_caller
 from app.http.errors import (
     CREATE_ERRORS,
@@ -25,14 +25,14 @@ from app.http.errors import (
     ApiError,
     task_not_found,
 )
-from app.http.openapi import (
+from app.http.examples import (
     COMPLETE_EXAMPLE,
     CREATE_EXAMPLE,
     REASSIGN_EXAMPLE,
     SNOOZE_EXAMPLE,
     UPDATE_EXAMPLE,
-    request_body,
 )
+from app.http.openapi import request_body
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
     AgentPerformance,
@@ -191,7 +191,7 @@ class TaskController(Controller):
         operation_id="createTask",
         summary="Create a task",
         status_code=201,
-        responses=CREATE_ERRORS,
+        responses={**examples.CREATED, **CREATE_ERRORS},
         dependencies=request_body(CreateTask, CREATE_EXAMPLE, "The reference's new task"),
     )
     async def create(
@@ -206,15 +206,13 @@ class TaskController(Controller):
         async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
             return await service.create_task(engine_of(request), caller, command, before_commit)
 
-        return await _respond(
-            request, caller, act, _task_result("Task created successfully"), status_code=201
-        )
+        return await _respond(request, caller, act, _task_result(wire.CREATED), status_code=201)
 
     @get(
         "",
         operation_id="listTasks",
         summary="List tasks with filtering and pagination",
-        responses=ERRORS,
+        responses={**examples.PAGE, **ERRORS},
     )
     async def list_tasks(
         self,
@@ -271,7 +269,7 @@ class TaskController(Controller):
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
         summary="Get tasks for a specific customer",
-        responses=TASK_READ_ERRORS,
+        responses={**examples.CUSTOMER_PAGE, **TASK_READ_ERRORS},
     )
     async def customer_tasks(
         self,
@@ -293,7 +291,12 @@ class TaskController(Controller):
         order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
         return await _page(request, task_filter, order)
 
-    @get("/stats", operation_id="getTaskStats", summary="Get task statistics", responses=ERRORS)
+    @get(
+        "/stats",
+        operation_id="getTaskStats",
+        summary="Get task statistics",
+        responses={**examples.STATS, **ERRORS},
+    )
     async def stats(
         self,
         request: Request[Any, Any, State],
@@ -318,7 +321,7 @@ class TaskController(Controller):
         "/analytics",
         operation_id="getTaskAnalytics",
         summary="Get task analytics",
-        responses=ERRORS,
+        responses={**examples.ANALYTICS, **ERRORS},
     )
     async def analytics(
         self,
@@ -350,7 +353,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         operation_id="getTask",
         summary="Get task by ID",
-        responses={**TASK_READ_ERRORS, **NOT_MODIFIED},
+        responses={**examples.FOUND, **TASK_READ_ERRORS, **NOT_MODIFIED},
     )
     async def get_task(
         self,
@@ -386,7 +389,7 @@ class TaskController(Controller):
         "/{task_id:str}/events",
         operation_id="getTaskEvents",
         summary="A task's audit history",
-        responses=TASK_READ_ERRORS,
+        responses={**examples.HISTORY, **TASK_READ_ERRORS},
     )
     async def task_events(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -403,7 +406,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         operation_id="updateTask",
         summary="Update a task",
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
     )
     async def update(
@@ -415,13 +418,13 @@ class TaskController(Controller):
         (412) once the task has moved past that version."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
-        return await _respond(request, caller, act, _task_result("Task updated successfully"))
+        return await _respond(request, caller, act, _task_result(wire.UPDATED))
 
     @patch(
         "/{task_id:str}",
         operation_id="patchTask",
         summary="Partially update a task",
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
     )
     async def patch(
@@ -431,14 +434,14 @@ class TaskController(Controller):
         task's key by key, a null value removing its key (RFC 7396)."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
-        return await _respond(request, caller, act, _task_result("Task updated successfully"))
+        return await _respond(request, caller, act, _task_result(wire.UPDATED))
 
     @post(
         "/{task_id:str}/complete",
         operation_id="completeTask",
         summary="Mark a task as completed",
         status_code=200,
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.COMPLETED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(CompleteTask, COMPLETE_EXAMPLE, "The reference's completion"),
     )
     async def complete(
@@ -448,14 +451,14 @@ class TaskController(Controller):
         already completed, or deferred, cannot be completed (400)."""
         command = await decode_body(request, CompleteTask)
         act = _on_task(request, caller, task_id, command)
-        return await _respond(request, caller, act, _task_result("Task completed successfully"))
+        return await _respond(request, caller, act, _task_result(wire.COMPLETED))
 
     @post(
         "/{task_id:str}/snooze",
         operation_id="snoozeTask",
         summary="Snooze a task",
         status_code=200,
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.SNOOZED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(SnoozeTask, SNOOZE_EXAMPLE, "The reference's snooze"),
     )
     async def snooze(
@@ -468,7 +471,7 @@ class TaskController(Controller):
 
         def render(result: service.CommandResult) -> SnoozeResult:
             task = _task_of(result)
-            return SnoozeResult(True, "Task snoozed successfully", task.snooze_count, task)
+            return SnoozeResult(True, wire.SNOOZED, task.snooze_count, task)
 
         return await _respond(request, caller, _on_task(request, caller, task_id, command), render)
 
@@ -477,7 +480,7 @@ class TaskController(Controller):
         operation_id="reassignTask",
         summary="Reassign a task to another owner",
         status_code=200,
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.REASSIGNED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(ReassignTask, REASSIGN_EXAMPLE, "The reference's reassignment"),
     )
     async def reassign(
@@ -486,14 +489,14 @@ class TaskController(Controller):
         """Give the task to another agent, who claims it."""
         command = await decode_body(request, ReassignTask)
         act = _on_task(request, caller, task_id, command)
-        return await _respond(request, caller, act, _task_result("Task reassigned successfully"))
+        return await _respond(request, caller, act, _task_result(wire.REASSIGNED))
 
     @delete(
         "/{task_id:str}",
         operation_id="deleteTask",
         summary="Delete a task",
         status_code=200,
-        responses=TASK_COMMAND_ERRORS,
+        responses={**examples.DELETED, **TASK_COMMAND_ERRORS},
     )
     async def remove(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -501,7 +504,7 @@ class TaskController(Controller):
         """Delete the task: it leaves every list and read (404 from now on), while its
         history stays readable at /v1/tasks/{task_id}/events."""
         act = _on_task(request, caller, task_id, DeleteTask())
-        deleted = Confirmation(True, "Task deleted successfully")
+        deleted = Confirmation(True, wire.DELETED)
         return await _respond(request, caller, act, lambda _: deleted)
 
 

@@ -15,6 +15,14 @@ from projections.log import RecordedEvent
 
 T = TypeVar("T")
 
+# The messages of the reference's answers.
+CREATED = "Task created successfully"
+UPDATED = "Task updated successfully"
+COMPLETED = "Task completed successfully"
+SNOOZED = "Task snoozed successfully"
+REASSIGNED = "Task reassigned successfully"
+DELETED = "Task deleted successfully"
+
 
 class TaskResult(msgspec.Struct):
     success: bool

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from jsonschema_rs import validator_for
 from litestar.testing import AsyncTestClient
 
 from domain.commands import CompleteTask, CreateTask, ReassignTask, SnoozeTask, TaskChanges
@@ -175,6 +176,29 @@ async def test_the_examples_are_the_references(openapi: dict[str, Any]) -> None:
     assert example("/v1/tasks/{task_id}/complete", "post")["outcome"] == "resolved"
     assert example("/v1/tasks/{task_id}/snooze", "post")["newDueDate"] == "2026-04-16T10:00:00Z"
     assert example("/v1/tasks/{task_id}/reassign", "post")["newOwnerId"] == "agent_002"
+
+
+async def test_every_operation_documents_its_answer_with_an_example_of_its_schema(
+    openapi: dict[str, Any],
+) -> None:
+    for method, path, operation in operations(openapi):
+        [status] = [status for status in operation["responses"] if status.startswith("2")]
+        content = operation["responses"][status]["content"]["application/json"]
+        [example] = content["examples"].values()
+        # The schema's references resolve against the document's components.
+        schema = {**content["schema"], "components": openapi["components"]}
+        errors = [error.message for error in validator_for(schema).iter_errors(example["value"])]
+        assert errors == [], (method, path)
+
+
+async def test_the_create_answer_is_the_references(openapi: dict[str, Any]) -> None:
+    answer = openapi["paths"]["/v1/tasks"]["post"]["responses"]["201"]
+    [example] = answer["content"]["application/json"]["examples"].values()
+
+    assert example["value"]["message"] == "Task created successfully"
+    assert example["value"]["task"]["_id"] == "507f1f77bcf86cd799439011"
+    assert example["value"]["task"]["claimStatus"] == "claimed"
+    assert example["value"]["task"]["created_at"] == "2026-04-10T12:00:00Z"
 
 
 async def test_every_operation_documents_each_error_it_can_answer_and_no_other(

@@ -1,0 +1,180 @@
+"""The reference's examples (Tasks API Documentation) as the API's documentation shows them:
+the bodies of its requests, and its responses built as the API answers them, around the
+reference's one task, so that each example has every field its schema has."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from app.http import wire
+from domain.task import ClaimStatus, Outcome, Priority, Status, Task, TitleType
+
+# The request examples of the reference (Tasks API Documentation).
+CREATE_EXAMPLE = {
+    "title": "Follow up with customer",
+    "titleType": "followup",
+    "description": "Customer inquired about order #12345",
+    "priority": "high",
+    "dueDate": "2026-04-15T10:00:00Z",
+    "ownerId": "agent_001",
+    "ownerName": "John Doe",
+    "relatedCustomerId": "cust_123",
+    "relatedCustomerName": "Jane Smith",
+    "tags": ["followup", "urgent"],
+    "metadata": {"orderId": "ord_12345"},
+}
+UPDATE_EXAMPLE = {
+    "title": "Updated title",
+    "description": "Updated description",
+    "priority": "urgent",
+    "status": "in_progress",
+}
+COMPLETE_EXAMPLE = {"outcome": "resolved", "completionNotes": "Customer satisfied with resolution"}
+SNOOZE_EXAMPLE = {"newDueDate": "2026-04-16T10:00:00Z", "adjustReminders": True}
+REASSIGN_EXAMPLE = {"newOwnerId": "agent_002", "newOwnerName": "Jane Smith"}
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+CREATED_AT = _at("2026-04-10T12:00:00+00:00")
+CHANGED_AT = _at("2026-04-12T09:30:00+00:00")
+
+# The task of the reference's create response.
+TASK = Task(
+    id="507f1f77bcf86cd799439011",
+    title="Follow up with customer",
+    title_type=TitleType.FOLLOWUP,
+    description="Customer inquired about order #12345",
+    priority=Priority.HIGH,
+    due_date=_at("2026-04-15T10:00:00+00:00"),
+    owner_id="agent_001",
+    owner_name="John Doe",
+    claim_status=ClaimStatus.CLAIMED,
+    claimed_at=CREATED_AT,
+    claimed_by="agent_001",
+    related_customer_id="cust_123",
+    related_customer_name="Jane Smith",
+    tags=["followup", "urgent"],
+    metadata={"orderId": "ord_12345"},
+    created_at=CREATED_AT,
+    updated_at=CREATED_AT,
+)
+
+
+def _changed(**fields: Any) -> Task:
+    return msgspec.structs.replace(TASK, updated_at=CHANGED_AT, **fields)
+
+
+def answer(
+    status: int, description: str, example: Any, shape: Any = None
+) -> dict[int, ResponseSpec]:
+    """A route's success response in the document, with `example` as its example."""
+    return {
+        status: ResponseSpec(
+            shape or type(example),
+            description=description,
+            generate_examples=False,
+            examples=[Example(summary=description, value=msgspec.to_builtins(example))],
+        )
+    }
+
+
+CREATED = answer(201, "The task created", wire.TaskResult(True, wire.CREATED, TASK))
+FOUND = answer(200, "The task", TASK)
+PAGE = answer(200, "A page of tasks", wire.TaskPage([TASK], 150, 1, 20, 8))
+CUSTOMER_PAGE = answer(200, "A page of the customer's tasks", wire.TaskPage([TASK], 5, 1, 20, 1))
+UPDATED = answer(
+    200,
+    "The task updated",
+    wire.TaskResult(
+        True,
+        wire.UPDATED,
+        _changed(
+            title=UPDATE_EXAMPLE["title"],
+            description=UPDATE_EXAMPLE["description"],
+            priority=Priority.URGENT,
+            status=Status.IN_PROGRESS,
+        ),
+    ),
+)
+COMPLETED = answer(
+    200,
+    "The task completed",
+    wire.TaskResult(
+        True,
+        wire.COMPLETED,
+        _changed(
+            status=Status.COMPLETED,
+            outcome=Outcome.RESOLVED,
+            completion_notes=COMPLETE_EXAMPLE["completionNotes"],
+            completed_at=CHANGED_AT,
+        ),
+    ),
+)
+SNOOZED = answer(
+    200,
+    "The task snoozed",
+    wire.SnoozeResult(
+        True,
+        wire.SNOOZED,
+        2,
+        _changed(
+            due_date=_at(SNOOZE_EXAMPLE["newDueDate"].replace("Z", "+00:00")),
+            snoozed_until=_at(SNOOZE_EXAMPLE["newDueDate"].replace("Z", "+00:00")),
+            snooze_count=2,
+        ),
+    ),
+)
+REASSIGNED = answer(
+    200,
+    "The task reassigned",
+    wire.TaskResult(
+        True,
+        wire.REASSIGNED,
+        _changed(
+            owner_id=REASSIGN_EXAMPLE["newOwnerId"],
+            owner_name=REASSIGN_EXAMPLE["newOwnerName"],
+            claimed_by=REASSIGN_EXAMPLE["newOwnerId"],
+            claimed_at=CHANGED_AT,
+        ),
+    ),
+)
+DELETED = answer(200, "The task deleted", wire.Confirmation(True, wire.DELETED))
+STATS = answer(200, "The tenant's statistics", wire.TaskStats(45, 5, 8, 12, 20))
+ANALYTICS = answer(
+    200,
+    "The tenant's analytics",
+    wire.TaskAnalytics(
+        total_tasks=150,
+        completed_tasks=120,
+        overdue_tasks=5,
+        avg_completion_time=4.5,
+        status_distribution={s.value: n for s, n in zip(Status, (10, 15, 0, 120, 5), strict=True)},
+        priority_distribution={p.value: n for p, n in zip(Priority, (30, 80, 30, 10), strict=True)},
+        agent_performance=[wire.AgentPerformance("agent_001", "John Doe", 50, 45)],
+    ),
+)
+_CREATION = wire.AuditEvent(
+    task_id=TASK.id,
+    type="TASK_CREATED",
+    version=1,
+    position=1042,
+    recorded_at=CREATED_AT,
+    actor="6b0a3e1f2c4d5e6f7a8b9c0d",
+    request_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    data={"task": msgspec.to_builtins(TASK)},
+)
+HISTORY = answer(200, "The task's events, oldest first", [_CREATION], list[wire.AuditEvent])
+EVENTS = answer(
+    200,
+    "A page of the tenant's events in commit order",
+    # `next`: the transaction id and position of the page's last event.
+    wire.EventPage([_CREATION], "7311.1042"),
+)
