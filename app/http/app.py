@@ -20,7 +20,6 @@ from app.http.events import EventController
 from app.http.health import live, ready
 from app.http.metrics import scrape
 from app.http.openapi import openapi_config
-from app.http.query_check import QueryCheckMiddleware
 from app.http.request_id import RequestIdMiddleware
 from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
@@ -79,7 +78,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_rate_limit_fields],
         middleware=[
             DefineMiddleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds),
-            QueryCheckMiddleware,
         ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),

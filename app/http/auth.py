@@ -11,6 +11,7 @@ from litestar.types import Message, Scope
 
 from app import tenants
 from app.http.errors import ApiError, service_unavailable
+from app.http.query_check import check_request_target
 from app.rate_limits import RateLimiter
 from app.rate_limits.policy import WINDOW_SECONDS, CountersUnavailable, Decision
 from app.service import Caller
@@ -24,7 +25,8 @@ TENANT_ID = "tenant_id"
 
 async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
     """The caller behind a live API key; 401 AuthenticationError for anything else. Over the
-    tenant's limit, or past its address's limit of failures, 429 RateLimitError instead."""
+    tenant's limit, or past its address's limit of failures, 429 RateLimitError instead. Then,
+    a path or query string that is not the route's: 400 ValidationError."""
     rate_limiter: RateLimiter = request.app.state.rate_limiter
     api_key = request.headers.get(API_KEY_HEADER)
     principal = None
@@ -46,6 +48,7 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
         raise ApiError(
             401, "AuthenticationError", "Invalid API key" if api_key else "Missing API key"
         )
+    check_request_target(request.scope)
     return Caller(principal=principal, request_id=request.state.request_id)
 
 

@@ -1,4 +1,6 @@
-"""Paths and query strings are checked before any handler reads them. Refused with a 400:
+"""Paths and query strings are checked once the caller is known (a request is answered 401 or
+429 before 400 for them, and counted against its limit either way), before any handler reads
+them. Refused with a 400:
 - bytes that are not UTF-8 (servers would hand on replacement characters the client never
   sent) and the NUL character, which PostgreSQL cannot compare with its text;
 - a query parameter the OpenAPI document does not declare for the route, as an unknown body
@@ -13,37 +15,33 @@ from urllib.parse import unquote_to_bytes
 
 from litestar.connection import ASGIConnection
 from litestar.openapi.spec import OpenAPIType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
-from app.http.errors import send_error, validation_error
+from app.http.errors import validation_error
 
 NUL = "\x00"
 # A query parameter's name, and whether it may repeat (an array).
 Declared = dict[str, bool]
+# By (path template, method), for every app of this code alike; None for a route the document
+# leaves out.
+_DECLARED: dict[tuple[str, str], Declared | None] = {}
 
 
-class QueryCheckMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        # By (path template, method); None for a route the document leaves out.
-        self._declared: dict[tuple[str, str], Declared | None] = {}
+def check_request_target(scope: Scope) -> None:
+    """A 400 ValidationError naming each problem of the request's path and query string."""
+    query = list(ASGIConnection(scope).query_params.multi_items())
+    problems = _text_problems(scope, query)
+    if (declared := _declared_for(scope)) is not None:
+        problems += _parameter_problems(query, declared)
+    if problems:
+        raise validation_error(problems)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query = list(ASGIConnection(scope).query_params.multi_items())
-            problems = _text_problems(scope, query)
-            if (declared := self._declared_for(scope)) is not None:
-                problems += _parameter_problems(query, declared)
-            if problems:
-                await send_error(validation_error(problems), scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
-    def _declared_for(self, scope: Scope) -> Declared | None:
-        key = (scope["path_template"], scope["method"].lower())
-        if key not in self._declared:
-            self._declared[key] = _declared_in_document(scope["app"], *key)
-        return self._declared[key]
+def _declared_for(scope: Scope) -> Declared | None:
+    key = (scope["path_template"], scope["method"].lower())
+    if key not in _DECLARED:
+        _DECLARED[key] = _declared_in_document(scope["app"], *key)
+    return _DECLARED[key]
 
 
 def _text_problems(scope: Scope, query: list[tuple[str, str]]) -> list[str]:

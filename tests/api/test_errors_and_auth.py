@@ -59,6 +59,15 @@ async def test_a_request_without_an_api_key_is_unauthenticated(
     assert_error(response, 401, "AuthenticationError")
 
 
+@pytest.mark.parametrize("query", ["colour=red", "limit=5&limit=6", "ownerId=a%00b"])
+async def test_a_request_without_an_api_key_is_unauthenticated_whatever_its_query(
+    client: AsyncTestClient, query: str
+) -> None:
+    response = await request(client, "GET", f"/v1/tasks?{query}", {})
+
+    assert_error(response, 401, "AuthenticationError")
+
+
 @pytest.mark.parametrize(("method", "path"), EVERY_ENDPOINT)
 async def test_a_request_with_an_unknown_api_key_is_unauthenticated(
     client: AsyncTestClient, method: str, path: str

@@ -309,6 +309,21 @@ async def test_over_the_limit_the_answer_is_429_with_retry_after_in_the_envelope
     assert_throttled(listed)
 
 
+async def test_a_request_refused_for_its_query_counts_against_the_limit(
+    app: Litestar, engine: AsyncEngine
+) -> None:
+    tenant = await throttled_tenant(engine, 2)
+    async with client_of(app) as client:
+        refused = await client.get("/v1/tasks?colour=red", headers=tenant.headers)
+        accepted = await client.get("/v1/tasks", headers=tenant.headers)
+        throttled = await client.get("/v1/tasks?colour=red", headers=tenant.headers)
+
+    assert refused.status_code == 400
+    assert fields(refused)["remaining"] == 1
+    assert accepted.status_code == 200
+    assert_throttled(throttled)
+
+
 async def test_another_tenants_burst_never_throttles_a_tenant(
     app: Litestar, engine: AsyncEngine
 ) -> None:
