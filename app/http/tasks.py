@@ -58,6 +58,7 @@ from domain.commands import (
     TaskCommand,
     UpdateTask,
 )
+from domain.errors import RuleViolation
 from domain.task import Priority, Status, Task
 from projections import figures, log, queries, task_view
 from projections.log import replay_at
@@ -165,6 +166,12 @@ async def _respond(
         earlier = await idempotency.recorded(engine, retry)
         assert earlier is not None
         return earlier.replay()
+    except (ApiError, RuleViolation):
+        # A retry that waited for the first request on the task's lock finds its work done
+        # (the task completed, deleted): its answer is the first's, not a refusal.
+        if retry is not None and (earlier := await idempotency.recorded(engine, retry)):
+            return earlier.replay()
+        raise
     final = answers[-1] if answers else answer(result)
     headers = {} if final.etag is None else {"ETag": final.etag}
     return Response(

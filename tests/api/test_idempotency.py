@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import httpx
+import pytest
 from litestar.testing import AsyncTestClient
 
+from app.http.app import create_app
+from app.settings import Settings
+from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
+
+
+@pytest.fixture
+async def racing_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests run concurrently in the app (the test client's take turns)."""
+    app = create_app(Settings(database_url=database_url, run_projections=False))
+    async with running_lifespan(app), client_of(app) as client:
+        yield client
 
 
 def with_key(tenant: Tenant, key: str) -> dict[str, str]:
@@ -35,12 +49,12 @@ async def test_a_retried_create_replays_the_first_response_and_creates_one_task(
 
 
 async def test_concurrent_retries_create_exactly_one_task(
-    client: AsyncTestClient, tenant: Tenant
+    client: AsyncTestClient, racing_client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
     body = {"title": "Only once"}
     responses = await asyncio.gather(
         *(
-            client.post("/v1/tasks", json=body, headers=with_key(tenant, "racing"))
+            racing_client.post("/v1/tasks", json=body, headers=with_key(tenant, "racing"))
             for _ in range(10)
         )
     )
@@ -49,6 +63,36 @@ async def test_concurrent_retries_create_exactly_one_task(
     assert len({response.json()["task"]["_id"] for response in responses}) == 1
     listed = await client.get("/v1/tasks", headers=tenant.headers)
     assert listed.json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "event"),
+    [("POST", "/complete", "TASK_COMPLETED"), ("DELETE", "", "TASK_DELETED")],
+)
+async def test_concurrent_retries_of_a_command_all_get_its_answer(
+    client: AsyncTestClient,
+    racing_client: httpx.AsyncClient,
+    tenant: Tenant,
+    method: str,
+    action: str,
+    event: str,
+) -> None:
+    # Each retry waits for the first; the task it then finds is done, and its answer is the
+    # first's, not a refusal of the command done again.
+    created = await client.post("/v1/tasks", json={"title": "A"}, headers=tenant.headers)
+    task_id = created.json()["task"]["_id"]
+    headers = with_key(tenant, f"racing-{method}")
+    responses = await asyncio.gather(
+        *(
+            racing_client.request(method, f"/v1/tasks/{task_id}{action}", headers=headers)
+            for _ in range(10)
+        )
+    )
+
+    assert [response.status_code for response in responses] == [200] * 10
+    assert sum("Idempotent-Replayed" not in response.headers for response in responses) == 1
+    assert len({response.content for response in responses}) == 1
+    assert await events_of(client, tenant, task_id) == ["TASK_CREATED", event]
 
 
 async def test_the_same_key_with_another_body_is_a_conflict(
