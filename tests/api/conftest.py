@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.http.app import create_app
+from app.settings import Settings
 from tests.api.task_api import TaskApi
+from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
 
 
@@ -17,3 +23,12 @@ def tasks(client: AsyncTestClient, tenant: Tenant) -> TaskApi:
 def other_tasks(client: AsyncTestClient, other_tenant: Tenant) -> TaskApi:
     """The API as a second tenant, which must never see the first one's tasks."""
     return TaskApi(client, other_tenant)
+
+
+@pytest.fixture
+async def racing_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests run concurrently in the app, for tests of races: the test
+    client's requests take turns."""
+    app = create_app(Settings(database_url=database_url, run_projections=False))
+    async with running_lifespan(app), client_of(app) as client:
+        yield client

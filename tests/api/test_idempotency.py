@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.http.app import create_app
-from app.settings import Settings
-from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
-
-
-@pytest.fixture
-async def racing_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose requests run concurrently in the app (the test client's take turns)."""
-    app = create_app(Settings(database_url=database_url, run_projections=False))
-    async with running_lifespan(app), client_of(app) as client:
-        yield client
 
 
 def with_key(tenant: Tenant, key: str) -> dict[str, str]:

@@ -336,13 +336,19 @@ async def test_the_history_of_an_unknown_task_is_not_found(tasks: TaskApi) -> No
     assert_rejected(response, 404)
 
 
-async def test_concurrent_commands_on_one_task_lose_no_update(tasks: TaskApi) -> None:
+async def test_concurrent_commands_on_one_task_lose_no_update(
+    tasks: TaskApi, racing_client: httpx.AsyncClient
+) -> None:
     task = await tasks.create()
     due_dates = [f"2030-01-{day:02d}T00:00:00Z" for day in range(1, 9)]
 
     responses = await asyncio.gather(
         *(
-            tasks.call("POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": due})
+            racing_client.post(
+                f"/v1/tasks/{task['_id']}/snooze",
+                json={"newDueDate": due},
+                headers=tasks.tenant.headers,
+            )
             for due in due_dates
         )
     )

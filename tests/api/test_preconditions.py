@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -100,13 +101,13 @@ async def test_a_current_if_match_lets_the_write_through(
 
 
 async def test_concurrent_snoozes_without_if_match_lose_no_update(
-    client: AsyncTestClient, tenant: Tenant
+    client: AsyncTestClient, racing_client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
     task_id, _ = await create(client, tenant)
 
     responses = await asyncio.gather(
         *(
-            client.post(
+            racing_client.post(
                 f"/v1/tasks/{task_id}/snooze",
                 json={"newDueDate": f"2040-01-01T{hour // 60:02d}:{hour % 60:02d}:00Z"},
                 headers=tenant.headers,
