@@ -11,10 +11,13 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _DIALECT = asyncpg_dialect.dialect()
+# The type of a parameter that is a list of texts (a text[]).
+TEXTS = ARRAY(sa.Text)
 
 
 async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:

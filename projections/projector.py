@@ -9,10 +9,10 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.driver import driver_connection
+from projections.driver import TEXTS, driver_connection
 from projections.log import RecordedEvent
 
 # A table's content as a set of rows, each a tuple of its written columns in order.
@@ -67,16 +67,17 @@ async def stored_rows(conn: AsyncConnection, table: sa.Table) -> Rows:
     return {comparable(row) for row in await conn.execute(query)}
 
 
-def task_keys(keys: Sequence[tuple[str, str]]) -> Any:
+def task_keys(keys: Sequence[tuple[str, str]] | None = None) -> Any:
     """(tenant_id, task_id) pairs as a table, one array per column, to join or select from.
     An IN list of pairs made the planner test every pair against every row of a tenant:
-    hundreds of milliseconds for a batch where this join takes one or two."""
-    tenants = [tenant for tenant, _ in keys]
-    tasks = [task for _, task in keys]
+    hundreds of milliseconds for a batch where this join takes one or two. Without `keys`,
+    the arrays are the values `key_tenants` and `key_tasks` of a compiled statement."""
+    tenants = None if keys is None else [tenant for tenant, _ in keys]
+    tasks = None if keys is None else [task for _, task in keys]
     return (
         sa.func.unnest(
-            sa.bindparam("key_tenants", tenants, type_=ARRAY(sa.Text)),
-            sa.bindparam("key_tasks", tasks, type_=ARRAY(sa.Text)),
+            sa.bindparam("key_tenants", tenants, type_=TEXTS),
+            sa.bindparam("key_tasks", tasks, type_=TEXTS),
         )
         .table_valued("tenant_id", "task_id")
         .render_derived()

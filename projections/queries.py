@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import CLOSED_STATUSES, Task
-from projections.driver import Compiled, value
+from projections.driver import TEXTS, Compiled, value
 from projections.tables import task_view
 from projections.task_view import WIRE_COLUMNS, task_from_row
 
@@ -37,7 +36,6 @@ EQUAL_TO = (
     "linked_entity_id",
     "linked_pipeline_id",
 )
-TEXTS = ARRAY(sa.Text)
 # How many shapes of list statement are kept compiled.
 SHAPES_KEPT = 512
 

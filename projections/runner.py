@@ -147,7 +147,6 @@ async def _follow(
         woken.set()
 
     listener = await driver_connection(session)
-    assert listener is not None
     await listener.add_listener(NOTIFY_CHANNEL, wake)
     log.info("projection %s active", projector.name)
     recheck = POLL_SECONDS

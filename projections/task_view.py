@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
@@ -23,6 +23,7 @@ from projections.projector import (
     comparable,
     copy_rows,
     keyed_by,
+    task_keys,
     upsert_rows,
     written_columns,
 )
@@ -165,7 +166,7 @@ def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:
 
 async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> States:
     rows = await _LOAD_MANY.fetch(
-        conn, tenants=[tenant for tenant, _ in keys], tasks=[task for _, task in keys]
+        conn, key_tenants=[tenant for tenant, _ in keys], key_tasks=[task for _, task in keys]
     )
     return {
         (row["tenant_id"], row["task_id"]): (task_from_row(row), row["version"]) for row in rows
@@ -173,13 +174,7 @@ async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> Stat
 
 
 def _load_many_statement() -> Compiled:
-    c = task_view.c
-    texts = ARRAY(sa.Text)
-    keys = (
-        sa.func.unnest(value("tenants", texts), value("tasks", texts))
-        .table_valued("tenant_id", "task_id")
-        .render_derived()
-    )
+    c, keys = task_view.c, task_keys()
     return Compiled.of(
         sa.select(c.tenant_id, c.task_id, c.version, *WIRE_COLUMNS).join_from(
             task_view, keys, sa.and_(c.tenant_id == keys.c.tenant_id, c.task_id == keys.c.task_id)

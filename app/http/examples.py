@@ -39,12 +39,10 @@ SNOOZE_EXAMPLE = {"newDueDate": "2026-04-16T10:00:00Z", "adjustReminders": True}
 REASSIGN_EXAMPLE = {"newOwnerId": "agent_002", "newOwnerName": "Jane Smith"}
 
 
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-CREATED_AT = _at("2026-04-10T12:00:00+00:00")
-CHANGED_AT = _at("2026-04-12T09:30:00+00:00")
+_at = datetime.fromisoformat
+CREATED_AT = _at("2026-04-10T12:00:00Z")
+CHANGED_AT = _at("2026-04-12T09:30:00Z")
+SNOOZED_TO = _at(SNOOZE_EXAMPLE["newDueDate"])
 
 # The task of the reference's create response.
 TASK = Task(
@@ -53,7 +51,7 @@ TASK = Task(
     title_type=TitleType.FOLLOWUP,
     description="Customer inquired about order #12345",
     priority=Priority.HIGH,
-    due_date=_at("2026-04-15T10:00:00+00:00"),
+    due_date=_at("2026-04-15T10:00:00Z"),
     owner_id="agent_001",
     owner_name="John Doe",
     claim_status=ClaimStatus.CLAIMED,
@@ -90,33 +88,29 @@ CREATED = answer(201, "The task created", wire.TaskResult(True, wire.CREATED, TA
 FOUND = answer(200, "The task", TASK)
 PAGE = answer(200, "A page of tasks", wire.TaskPage([TASK], 150, 1, 20, 8))
 CUSTOMER_PAGE = answer(200, "A page of the customer's tasks", wire.TaskPage([TASK], 5, 1, 20, 1))
-UPDATED = answer(
-    200,
+
+
+def _changed_answer(summary: str, message: str, /, **fields: Any) -> dict[int, ResponseSpec]:
+    """The answer of a command that changed the reference's task by `fields` (the task's own
+    `description` among them: the other two are positional)."""
+    return answer(200, summary, wire.TaskResult(True, message, _changed(**fields)))
+
+
+UPDATED = _changed_answer(
     "The task updated",
-    wire.TaskResult(
-        True,
-        wire.UPDATED,
-        _changed(
-            title=UPDATE_EXAMPLE["title"],
-            description=UPDATE_EXAMPLE["description"],
-            priority=Priority.URGENT,
-            status=Status.IN_PROGRESS,
-        ),
-    ),
+    wire.UPDATED,
+    title=UPDATE_EXAMPLE["title"],
+    description=UPDATE_EXAMPLE["description"],
+    priority=Priority.URGENT,
+    status=Status.IN_PROGRESS,
 )
-COMPLETED = answer(
-    200,
+COMPLETED = _changed_answer(
     "The task completed",
-    wire.TaskResult(
-        True,
-        wire.COMPLETED,
-        _changed(
-            status=Status.COMPLETED,
-            outcome=Outcome.RESOLVED,
-            completion_notes=COMPLETE_EXAMPLE["completionNotes"],
-            completed_at=CHANGED_AT,
-        ),
-    ),
+    wire.COMPLETED,
+    status=Status.COMPLETED,
+    outcome=Outcome.RESOLVED,
+    completion_notes=COMPLETE_EXAMPLE["completionNotes"],
+    completed_at=CHANGED_AT,
 )
 SNOOZED = answer(
     200,
@@ -125,26 +119,16 @@ SNOOZED = answer(
         True,
         wire.SNOOZED,
         2,
-        _changed(
-            due_date=_at(SNOOZE_EXAMPLE["newDueDate"].replace("Z", "+00:00")),
-            snoozed_until=_at(SNOOZE_EXAMPLE["newDueDate"].replace("Z", "+00:00")),
-            snooze_count=2,
-        ),
+        _changed(due_date=SNOOZED_TO, snoozed_until=SNOOZED_TO, snooze_count=2),
     ),
 )
-REASSIGNED = answer(
-    200,
+REASSIGNED = _changed_answer(
     "The task reassigned",
-    wire.TaskResult(
-        True,
-        wire.REASSIGNED,
-        _changed(
-            owner_id=REASSIGN_EXAMPLE["newOwnerId"],
-            owner_name=REASSIGN_EXAMPLE["newOwnerName"],
-            claimed_by=REASSIGN_EXAMPLE["newOwnerId"],
-            claimed_at=CHANGED_AT,
-        ),
-    ),
+    wire.REASSIGNED,
+    owner_id=REASSIGN_EXAMPLE["newOwnerId"],
+    owner_name=REASSIGN_EXAMPLE["newOwnerName"],
+    claimed_by=REASSIGN_EXAMPLE["newOwnerId"],
+    claimed_at=CHANGED_AT,
 )
 DELETED = answer(200, "The task deleted", wire.Confirmation(True, wire.DELETED))
 STATS = answer(200, "The tenant's statistics", wire.TaskStats(45, 5, 8, 12, 20))

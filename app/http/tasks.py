@@ -25,13 +25,6 @@ from app.http.errors import (
     ApiError,
     task_not_found,
 )
-from app.http.examples import (
-    COMPLETE_EXAMPLE,
-    CREATE_EXAMPLE,
-    REASSIGN_EXAMPLE,
-    SNOOZE_EXAMPLE,
-    UPDATE_EXAMPLE,
-)
 from app.http.openapi import request_body
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
@@ -161,14 +154,10 @@ async def _respond(
 
     try:
         result = await act(record if retry is not None else None)
-    except idempotency.AlreadyRecorded:
-        assert retry is not None
-        earlier = await idempotency.recorded(engine, retry)
-        assert earlier is not None
-        return earlier.replay()
-    except (ApiError, RuleViolation):
-        # A retry that waited for the first request on the task's lock finds its work done
-        # (the task completed, deleted): its answer is the first's, not a refusal.
+    except (idempotency.AlreadyRecorded, ApiError, RuleViolation):
+        # The first request with this key finished while this one ran: it recorded its answer
+        # first, or this one, having waited on the task's lock, found its work done (the task
+        # completed, deleted) and was refused. Either way the first's answer is this one's.
         if retry is not None and (earlier := await idempotency.recorded(engine, retry)):
             return earlier.replay()
         raise
@@ -199,7 +188,7 @@ class TaskController(Controller):
         summary="Create a task",
         status_code=201,
         responses={**examples.CREATED, **CREATE_ERRORS},
-        dependencies=request_body(CreateTask, CREATE_EXAMPLE, "The reference's new task"),
+        dependencies=request_body(CreateTask, examples.CREATE_EXAMPLE, "The reference's new task"),
     )
     async def create(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
@@ -414,7 +403,7 @@ class TaskController(Controller):
         operation_id="updateTask",
         summary="Update a task",
         responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
-        dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
+        dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -432,7 +421,7 @@ class TaskController(Controller):
         operation_id="patchTask",
         summary="Partially update a task",
         responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
-        dependencies=request_body(TaskChanges, UPDATE_EXAMPLE, "The reference's update"),
+        dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -449,7 +438,9 @@ class TaskController(Controller):
         summary="Mark a task as completed",
         status_code=200,
         responses={**examples.COMPLETED, **TASK_COMMAND_ERRORS},
-        dependencies=request_body(CompleteTask, COMPLETE_EXAMPLE, "The reference's completion"),
+        dependencies=request_body(
+            CompleteTask, examples.COMPLETE_EXAMPLE, "The reference's completion"
+        ),
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -466,7 +457,7 @@ class TaskController(Controller):
         summary="Snooze a task",
         status_code=200,
         responses={**examples.SNOOZED, **TASK_COMMAND_ERRORS},
-        dependencies=request_body(SnoozeTask, SNOOZE_EXAMPLE, "The reference's snooze"),
+        dependencies=request_body(SnoozeTask, examples.SNOOZE_EXAMPLE, "The reference's snooze"),
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
@@ -488,7 +479,9 @@ class TaskController(Controller):
         summary="Reassign a task to another owner",
         status_code=200,
         responses={**examples.REASSIGNED, **TASK_COMMAND_ERRORS},
-        dependencies=request_body(ReassignTask, REASSIGN_EXAMPLE, "The reference's reassignment"),
+        dependencies=request_body(
+            ReassignTask, examples.REASSIGN_EXAMPLE, "The reference's reassignment"
+        ),
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
