@@ -1,22 +1,46 @@
-"""The connection pool to PostgreSQL, shared by the HTTP handlers, the CLI and migrations."""
+"""The service's connections to PostgreSQL: asyncpg's pool for the requests' statements, and
+SQLAlchemy's engine for the CLI, migrations and the work beside the API (projection runners,
+the auto-complete sweep, health and metrics)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.store.append_notices import AppendNotices
+from store.pool import encode_json, open_pool, server_settings
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """What the use cases reach PostgreSQL through: the pool their statements run on, and the
+    notices that wake the projection runners after their commits."""
+
+    pool: asyncpg.Pool
+    notices: AppendNotices
+
+
+@asynccontextmanager
+async def open_database(
+    database_url: str, *, pool_size: int = 10, statement_timeout_ms: int = 5_000
+) -> AsyncIterator[Database]:
+    pool = await open_pool(database_url, size=pool_size, statement_timeout_ms=statement_timeout_ms)
+    try:
+        yield Database(pool, AppendNotices(pool))
+    finally:
+        await pool.close()
 
 
 def asyncpg_url(database_url: str) -> str:
     """postgresql://… as SQLAlchemy names the asyncpg driver."""
     url = make_url(database_url)
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-
-
-def _encode_json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 def create_engine(
@@ -27,14 +51,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
-        json_serializer=_encode_json,
+        json_serializer=encode_json,
         json_deserializer=msgspec.json.decode,
-        connect_args={
-            "server_settings": {
-                "statement_timeout": str(statement_timeout_ms),
-                # Long-open transactions hold back the log readers' horizon.
-                "idle_in_transaction_session_timeout": "10000",
-                "application_name": "tasks-api",
-            }
-        },
+        connect_args={"server_settings": server_settings(statement_timeout_ms)},
     )

@@ -8,11 +8,13 @@ database by the process answering the scrape, so they are counted once, not once
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -25,8 +27,6 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.status import ProjectionStatus
 
@@ -77,38 +77,69 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 DB_POOL_IN_USE = Gauge(
     "tasks_db_pool_connections_in_use",
-    "Database connections checked out of the pools, summed over the live processes.",
+    "Database connections checked out of the pools that serve requests, summed over the live "
+    "processes.",
     multiprocess_mode="livesum",
 )
 DB_POOL_SIZE = Gauge(
     "tasks_db_pool_size",
-    "Database connections the pools may hold, summed over the live processes.",
+    "Database connections the pools that serve requests may hold, summed over the live processes.",
     multiprocess_mode="livesum",
 )
 
 
-@contextmanager
-def pool_watched(engine: AsyncEngine) -> Iterator[None]:
-    """Count the engine's pool in the pool gauges while the block runs."""
-    pool = engine.sync_engine.pool
-    size: int = getattr(pool, "size", lambda: 0)()
-    event.listen(pool, "checkout", _checked_out)
-    event.listen(pool, "checkin", _checked_in)
+# Each (method, route, status)'s series of the two request metrics: labels() costs a request
+# more than counting does.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def count_request(method: str, route: str, status: int, seconds: float) -> None:
+    """A request answered: counted, and its duration observed."""
+    series = _request_series.get((method, route, status))
+    if series is None:
+        series = _request_series[(method, route, status)] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_REQUEST_DURATION.labels(method, route),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+# How often each process writes down its pools' connections in use: a scrape reads its own
+# process's at once, the other processes' as they last wrote them.
+POOL_SAMPLE_SECONDS = 1.0
+
+
+@asynccontextmanager
+async def pool_watched(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """Count the requests' pool in the pool gauges while the block runs. The connections in
+    use are sampled, not counted at each checkout: a request would pay for two writes to the
+    gauge's file."""
+    size = pool.get_max_size()
     DB_POOL_SIZE.inc(size)
+    _watched.append(pool)
+    sampling = asyncio.create_task(_sample_every(POOL_SAMPLE_SECONDS))
     try:
         yield
     finally:
+        sampling.cancel()
+        _watched.remove(pool)
+        sample_pools()
         DB_POOL_SIZE.dec(size)
-        event.remove(pool, "checkout", _checked_out)
-        event.remove(pool, "checkin", _checked_in)
 
 
-def _checked_out(*_: Any) -> None:
-    DB_POOL_IN_USE.inc()
+_watched: list[asyncpg.Pool] = []
 
 
-def _checked_in(*_: Any) -> None:
-    DB_POOL_IN_USE.dec()
+def sample_pools() -> None:
+    """Write down the connections this process's pools have checked out."""
+    DB_POOL_IN_USE.set(sum(pool.get_size() - pool.get_idle_size() for pool in _watched))
+
+
+async def _sample_every(seconds: float) -> None:
+    while True:
+        sample_pools()
+        await asyncio.sleep(seconds)
 
 
 def process_exiting() -> None:
@@ -120,6 +151,7 @@ def process_exiting() -> None:
 def exposition(statuses: list[ProjectionStatus] | None, accept: str) -> tuple[bytes, str]:
     """Every metric, and the content type: the Prometheus text format, or OpenMetrics when the
     Accept header asks for it. The projections' figures only when their status was read."""
+    sample_pools()
     registry = CollectorRegistry()
     registry.register(_samples_of_every_process())
     if statuses is not None:

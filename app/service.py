@@ -1,19 +1,24 @@
-"""The use cases: each command runs as one short transaction that appends its events and
-projects the task view. A writer that loses a race on the stream version reloads and retries,
-so no update is lost."""
+"""The use cases: each command reads its task, decides, and appends its events with the task
+view they leave in one statement. A command is two round trips (a new task's, one), none of
+them inside a transaction held open while Python decides.
+
+A command that loses a race on its task's version (another command appended first) goes
+again, this time queued on the task's stream lock in a transaction that reads and appends
+under it, so no update is lost however many race, and no writer is starved."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
 
 from app import clock, ids, metrics
-from app.store import append_notices, event_log
-from app.store.tenant_scope import tenant_connection
+from app.database import Database
+from app.store import event_log
+from app.store.event_log import RecordedAnswer
 from app.tenants import Principal
 from domain import decide as rules
 from domain.commands import CreateTask, TaskCommand
@@ -21,7 +26,11 @@ from domain.events import TaskEvent, event_type
 from domain.evolve import evolve
 from domain.task import Task
 from projections import task_view
+from store.pool import connection
+from store.tenant import tenant_transaction
 
+# Attempts at a command before it is answered 409: the first without the stream lock, the
+# rest under it (only a writer that does not queue on the lock can make them conflict).
 MAX_ATTEMPTS = 5
 
 audit_log = logging.getLogger("tasks_api.audit")
@@ -60,101 +69,116 @@ class CommandResult:
     version: int
 
 
-# Work that must commit or roll back with the command, e.g. recording its response.
-BeforeCommit = Callable[[AsyncConnection, CommandResult], Awaitable[None]]
+# The answer to record with the command's events for its Idempotency-Key, made from its result.
+Recorder = Callable[[CommandResult], RecordedAnswer]
 
 
 async def create_task(
-    engine: AsyncEngine,
-    caller: Caller,
-    command: CreateTask,
-    before_commit: BeforeCommit | None = None,
+    db: Database, caller: Caller, command: CreateTask, record: Recorder | None = None
 ) -> CommandResult:
-    task_id = ids.new_id()
-    now = clock.now()
+    """A new task: one round trip."""
+    task_id, now = ids.new_id(), clock.now()
     new_events = rules.create(command, task_id, now)
-    async with tenant_connection(engine, caller.principal.tenant_id) as conn:
-        result = await _append(conn, caller, task_id, None, 0, new_events, now, before_commit)
-    _appended(engine, caller, task_id, 0, new_events)
+    result = _after(None, 0, new_events, now)
+    async with connection(db.pool) as conn:
+        await event_log.append(
+            conn,
+            caller.principal.tenant_id,
+            task_id,
+            0,
+            new_events,
+            caller.event_metadata(),
+            now,
+            result.task,
+            None if record is None else record(result),
+        )
+    _appended(db, caller, task_id, 0, new_events)
     return result
 
 
 async def run(
-    engine: AsyncEngine,
+    db: Database,
     caller: Caller,
     task_id: str,
     command: TaskCommand,
     if_match: int | None = None,
-    before_commit: BeforeCommit | None = None,
+    record: Recorder | None = None,
 ) -> CommandResult:
     """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
-    for attempt in range(MAX_ATTEMPTS):
-        if attempt > 0:
-            metrics.COMMAND_RETRIES.inc()
+    attempt = _Attempt(caller, task_id, command, if_match, record)
+    try:
+        async with connection(db.pool) as conn:
+            result, new_events = await attempt.on(conn)
+    except event_log.VersionConflict:
+        metrics.VERSION_CONFLICTS.inc()
+        result, new_events = await _queued(db.pool, attempt)
+    if new_events:
+        _appended(db, caller, task_id, result.version - len(new_events), new_events)
+    return result
+
+
+async def _queued(pool: asyncpg.Pool, attempt: _Attempt) -> tuple[CommandResult, list[TaskEvent]]:
+    tenant_id = attempt.caller.principal.tenant_id
+    for _ in range(MAX_ATTEMPTS - 1):
+        metrics.COMMAND_RETRIES.inc()
         try:
-            return await _attempt(engine, caller, task_id, command, if_match, before_commit)
+            async with tenant_transaction(pool, tenant_id, stream_id=attempt.task_id) as conn:
+                return await attempt.on(conn)
         except event_log.VersionConflict:
             metrics.VERSION_CONFLICTS.inc()
-            continue
-    raise event_log.VersionConflict(task_id)
+    raise event_log.VersionConflict(attempt.task_id)
 
 
-async def _attempt(
-    engine: AsyncEngine,
-    caller: Caller,
-    task_id: str,
-    command: TaskCommand,
-    if_match: int | None,
-    before_commit: BeforeCommit | None,
-) -> CommandResult:
-    # Holding the task's stream lock, the command reads the task as the last one left it.
-    tenant_id = caller.principal.tenant_id
-    async with tenant_connection(engine, tenant_id, stream_id=task_id) as conn:
-        current = await task_view.load(conn, tenant_id, task_id)
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A command on a task, to be tried on a connection: the task read, the rules applied,
+    the events appended; the result and the events, or VersionConflict."""
+
+    caller: Caller
+    task_id: str
+    command: TaskCommand
+    if_match: int | None
+    record: Recorder | None
+
+    async def on(self, conn: asyncpg.Connection) -> tuple[CommandResult, list[TaskEvent]]:
+        tenant_id = self.caller.principal.tenant_id
+        current = await task_view.load(conn, tenant_id, self.task_id)
         if current is None:
-            raise TaskNotFound(task_id)
+            raise TaskNotFound(self.task_id)
         task, version = current
-        if if_match is not None and if_match != version:
+        if self.if_match is not None and self.if_match != version:
             raise StaleVersion(version)
         now = clock.now()
-        new_events = rules.decide(command, task, now)
-        if not new_events:
-            result = CommandResult(task, version)
-            if before_commit is not None:
-                await before_commit(conn, result)
-            return result
-        result = await _append(conn, caller, task_id, task, version, new_events, now, before_commit)
-    _appended(engine, caller, task_id, version, new_events)
-    return result
+        new_events = rules.decide(self.command, task, now)
+        result = _after(task, version, new_events, now)
+        if new_events or self.record is not None:
+            await event_log.append(
+                conn,
+                tenant_id,
+                self.task_id,
+                version,
+                new_events,
+                self.caller.event_metadata(),
+                now,
+                result.task,
+                None if self.record is None else self.record(result),
+            )
+        return result, new_events
 
 
-async def _append(
-    conn: AsyncConnection,
-    caller: Caller,
-    task_id: str,
-    task: Task | None,
-    version: int,
-    new_events: list[TaskEvent],
-    now: datetime,
-    before_commit: BeforeCommit | None,
+def _after(
+    task: Task | None, version: int, new_events: list[TaskEvent], now: datetime
 ) -> CommandResult:
-    tenant_id = caller.principal.tenant_id
     for event in new_events:
         task = evolve(task, event, now)
-    new_version = await event_log.append_and_project(
-        conn, tenant_id, task_id, version, new_events, caller.event_metadata(), now, task
-    )
-    result = CommandResult(task, new_version)
-    if before_commit is not None:
-        await before_commit(conn, result)
-    return result
+    return CommandResult(task, version + len(new_events))
 
 
 def _appended(
-    engine: AsyncEngine, caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]
+    db: Database, caller: Caller, task_id: str, version: int, new_events: list[TaskEvent]
 ) -> None:
     """What follows a command's commit: the runners told, the audit log and metrics."""
-    append_notices.appended(engine)
+    db.notices.appended()
     for offset, event in enumerate(new_events, start=1):
         name = event_type(event)
         fields = {

@@ -7,11 +7,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock, ids
 from app.store.tables import api_keys, tenants
+from store.pool import connection
 
 TIERS = ("starter", "growth", "enterprise")
 KEY_PREFIX = "tk_"
@@ -106,7 +108,7 @@ def hear_revocations(hearing: bool) -> None:
     _live_keys.clear()
 
 
-async def authenticate(engine: AsyncEngine, api_key: str) -> Principal | None:
+async def authenticate(pool: asyncpg.Pool, api_key: str) -> Principal | None:
     """The principal a live key belongs to, or None. While revocations are heard, a live
     key's answer is kept for KEY_CACHE_SECONDS, so most requests need no connection."""
     digest, now = hash_key(api_key), time.monotonic()
@@ -114,8 +116,7 @@ async def authenticate(engine: AsyncEngine, api_key: str) -> Principal | None:
     if known is not None and known[0] > now:
         return known[1]
     revocations_before = _revocations_heard
-    async with engine.connect() as conn:
-        principal = await _look_up_key(conn, api_key)
+    principal = await _look_up_key(pool, digest)
     if principal is None:
         _live_keys.pop(digest, None)
         return None
@@ -127,17 +128,17 @@ async def authenticate(engine: AsyncEngine, api_key: str) -> Principal | None:
     return principal
 
 
-async def _look_up_key(conn: AsyncConnection, api_key: str) -> Principal | None:
-    row = (
-        await conn.execute(
-            sa.select(api_keys.c.tenant_id, api_keys.c.key_id, tenants.c.tier, tenants.c.rate_limit)
-            .join(tenants, tenants.c.tenant_id == api_keys.c.tenant_id)
-            .where(api_keys.c.key_hash == hash_key(api_key), api_keys.c.revoked_at.is_(None))
-        )
-    ).first()
-    if row is None:
-        return None
-    return Principal(row.tenant_id, row.key_id, row.tier, row.rate_limit)
+_LOOK_UP_KEY = (
+    "SELECT k.tenant_id, k.key_id, t.tier, t.rate_limit FROM api_keys k"
+    " JOIN tenants t ON t.tenant_id = k.tenant_id"
+    " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+)
+
+
+async def _look_up_key(pool: asyncpg.Pool, digest: bytes) -> Principal | None:
+    async with connection(pool) as conn:
+        row = await conn.fetchrow(_LOOK_UP_KEY, digest)
+    return None if row is None else Principal(*row)
 
 
 async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:

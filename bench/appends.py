@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from app.database import create_engine
 from app.ids import new_id
 from app.store import event_log
 from bench.dataset import task_command
 from domain import decide
 from domain.events import TaskEvent
+from store.pool import open_pool
 
 RAW_TABLE = "bench_raw_events"
 METADATA = {"actor": "bench", "requestId": "bench", "correlationId": "bench"}
@@ -85,28 +85,28 @@ async def raw_insert_rate(database_url: str, concurrency: int, seconds: float) -
 
 
 async def event_store_rate(database_url: str, concurrency: int, seconds: float) -> float:
-    """Our event store's append of one event to a new stream, one transaction each."""
-    engine = create_engine(database_url, pool_size=concurrency)
+    """Our event store's append of one event to a new stream, each its own statement and
+    commit, as a command appends; the task view is left out, as the peer has none."""
+    pool = await open_pool(database_url, size=concurrency, statement_timeout_ms=5_000)
     event = sample_event()
 
     async def connect() -> None:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT 1")
             await asyncio.sleep(0.05)
 
     # Every connection open before the clock starts, as the raw ceiling's are.
     await asyncio.gather(*(connect() for _ in range(concurrency)))
 
     async def one(index: int) -> None:
-        async with engine.begin() as conn:
-            await event_log.append(
-                conn, "append", new_id(), 0, [event], METADATA, datetime.now(UTC)
-            )
+        await event_log.append(
+            pool, "append", new_id(), 0, [event], METADATA, datetime.now(UTC), None
+        )
 
     try:
         return await _for_seconds(concurrency, seconds, one)
     finally:
-        await engine.dispose()
+        await pool.close()
 
 
 def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:

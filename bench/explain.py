@@ -9,15 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.database import create_engine
-from app.store.tenant_scope import tenant_connection
 from projections import figures, queries
-from projections.driver import driver_connection
+from store.pool import open_pool
+from store.tenant import tenant_transaction
 
-Read = Callable[[AsyncConnection], Awaitable[Any]]
+Read = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 def list_reads(tenant_id: str, now: datetime) -> dict[str, Read]:
@@ -69,7 +66,7 @@ def figure_reads(tenant_id: str, now: datetime) -> dict[str, Read]:
 async def explain_reads(database_url: str, lists_tenant: str, stats_tenant: str) -> str:
     """The plans, as text, of every statement each read runs."""
     now = datetime.now(UTC)
-    engine = create_engine(database_url, pool_size=1, statement_timeout_ms=60_000)
+    pool = await open_pool(database_url, size=1, statement_timeout_ms=60_000)
     out: list[str] = []
     try:
         for tenant_id, reads in (
@@ -78,34 +75,26 @@ async def explain_reads(database_url: str, lists_tenant: str, stats_tenant: str)
         ):
             for name, read in reads.items():
                 out.append(f"### {name}\n")
-                for statement, parameters in await _statements_of(engine, tenant_id, read):
-                    out.append(await _explain(engine, tenant_id, statement, parameters))
+                for statement, parameters in await _statements_of(pool, tenant_id, read):
+                    out.append(await _explain(pool, tenant_id, statement, parameters))
     finally:
-        await engine.dispose()
+        await pool.close()
     return "\n".join(out)
 
 
-async def _statements_of(engine: AsyncEngine, tenant_id: str, read: Read) -> list[tuple[str, Any]]:
-    """The statements a read runs, through SQLAlchemy or on the driver's connection."""
+async def _statements_of(pool: asyncpg.Pool, tenant_id: str, read: Read) -> list[tuple[str, Any]]:
+    """The statements a read runs."""
     captured: list[tuple[str, Any]] = []
 
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        captured.append((statement, parameters))
-
-    def capture_on_driver(query: asyncpg.connection.LoggedQuery) -> None:
+    def capture(query: asyncpg.connection.LoggedQuery) -> None:
         captured.append((query.query, query.args))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        async with tenant_connection(engine, tenant_id, "REPEATABLE READ") as conn:
-            driver = await driver_connection(conn)
-            driver.add_query_logger(capture_on_driver)
-            try:
-                await read(conn)
-            finally:
-                driver.remove_query_logger(capture_on_driver)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    async with tenant_transaction(pool, tenant_id, "REPEATABLE READ") as conn:
+        conn.add_query_logger(capture)
+        try:
+            await read(conn)
+        finally:
+            conn.remove_query_logger(capture)
     # Not the transaction's own statements (entering the tenant, COMMIT): the reads.
     return [
         (statement, parameters)
@@ -114,10 +103,9 @@ async def _statements_of(engine: AsyncEngine, tenant_id: str, read: Read) -> lis
     ]
 
 
-async def _explain(engine: AsyncEngine, tenant_id: str, statement: str, parameters: Any) -> str:
-    async with tenant_connection(engine, tenant_id, "REPEATABLE READ") as conn:
-        driver = await driver_connection(conn)
-        rows = await driver.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
+async def _explain(pool: asyncpg.Pool, tenant_id: str, statement: str, parameters: Any) -> str:
+    async with tenant_transaction(pool, tenant_id, "REPEATABLE READ") as conn:
+        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
     sql = " ".join(statement.split())
     plan = "\n".join(row[0] for row in rows)
     return f"```\n{sql[:400]}{' …' if len(sql) > 400 else ''}\n\n{plan}\n```\n"

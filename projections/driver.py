@@ -16,14 +16,25 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _DIALECT = asyncpg_dialect.dialect()
+# What runs a compiled statement: an asyncpg connection, or SQLAlchemy's, whose driver
+# connection runs it.
+AnyConnection = AsyncConnection | asyncpg.Connection
 # The type of a parameter that is a list of texts (a text[]).
 TEXTS = ARRAY(sa.Text)
 
 
 async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a pooled one: for hot paths, where SQLAlchemy's work per
-    statement is a measurable share, and for what only the driver offers (COPY, LISTEN)."""
-    driver = (await conn.get_raw_connection()).driver_connection
+    statement is a measurable share, and for what only the driver offers (COPY, LISTEN).
+
+    Inside SQLAlchemy's transaction (`engine.begin()`), the driver's statements join it:
+    SQLAlchemy begins its transaction only at its own first statement, and a statement run on
+    the driver before that one would commit on its own."""
+    fairy = await conn.get_raw_connection()
+    adapted: Any = fairy.dbapi_connection
+    if conn.in_transaction() and adapted._transaction is None:
+        await adapted._start_transaction()
+    driver = fairy.driver_connection
     assert driver is not None
     return driver
 
@@ -52,6 +63,6 @@ class Compiled:
         """The driver's arguments, given a value for each parameter made with `value`."""
         return [values[n] if n in values else self.constants[n] for n in self.names]
 
-    async def fetch(self, conn: AsyncConnection, **values: Any) -> list[asyncpg.Record]:
-        driver = await driver_connection(conn)
+    async def fetch(self, conn: AnyConnection, **values: Any) -> list[asyncpg.Record]:
+        driver = await driver_connection(conn) if isinstance(conn, AsyncConnection) else conn
         return list(await driver.fetch(self.sql, *self.arguments(**values)))

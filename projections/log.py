@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.events import TaskEvent
 from domain.evolve import fold
 from domain.task import Task
-from projections.driver import Compiled, driver_connection, value
+from projections.driver import AnyConnection, Compiled, driver_connection, value
 from projections.tables import XID8, events
 
 # The payload version each event type is written in today.
@@ -135,7 +135,7 @@ VISIBLE_HORIZON = events.c.transaction_id < sa.func.pg_snapshot_xmin(sa.func.pg_
 
 
 async def read_after(
-    conn: AsyncConnection,
+    conn: AnyConnection,
     checkpoint: Checkpoint,
     limit: int,
     *,
@@ -232,17 +232,28 @@ def _stream_of(event: RecordedEvent) -> tuple[str, str]:
 
 
 async def stream(
-    conn: AsyncConnection, tenant_id: str, stream_id: str, *, until: datetime | None = None
+    conn: AnyConnection, tenant_id: str, stream_id: str, *, until: datetime | None = None
 ) -> list[RecordedEvent]:
     """A stream's events, oldest first; with `until`, those recorded up to that time."""
-    query = (
-        sa.select(*EVENT_COLUMNS)
-        .where(events.c.tenant_id == tenant_id, events.c.stream_id == stream_id)
-        .order_by(events.c.stream_version)
+    statement = _STREAM_UNTIL if until is not None else _STREAM
+    rows = await statement.fetch(conn, tenant_id=tenant_id, stream_id=stream_id, until=until)
+    return [to_recorded(row) for row in rows]
+
+
+_STREAM = Compiled.of(
+    sa.select(*EVENT_COLUMNS)
+    .where(events.c.tenant_id == value("tenant_id"), events.c.stream_id == value("stream_id"))
+    .order_by(events.c.stream_version)
+)
+_STREAM_UNTIL = Compiled.of(
+    sa.select(*EVENT_COLUMNS)
+    .where(
+        events.c.tenant_id == value("tenant_id"),
+        events.c.stream_id == value("stream_id"),
+        events.c.recorded_at <= value("until"),
     )
-    if until is not None:
-        query = query.where(events.c.recorded_at <= until)
-    return [to_recorded(row) for row in await conn.execute(query)]
+    .order_by(events.c.stream_version)
+)
 
 
 def replay_at(history: list[RecordedEvent]) -> Task | None:

@@ -28,6 +28,7 @@ from domain.events import (
     TaskUpdated,
 )
 from domain.task import CLOSED_STATUSES, Status
+from projections.driver import AnyConnection, Compiled
 from projections.log import RecordedEvent
 from projections.projector import Rows, comparable, copy_rows, keyed_by, task_keys, upsert_rows
 from projections.tables import (
@@ -259,19 +260,35 @@ class RollupLoader:
         await _write_names(conn, self.names)
 
 
-async def load_facts(conn: AsyncConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
-    c, pairs = rollup_tasks.c, task_keys(keys)
-    query = sa.select(rollup_tasks).join_from(
-        rollup_tasks,
-        pairs,
-        sa.and_(c.tenant_id == pairs.c.tenant_id, c.task_id == pairs.c.task_id),
+async def load_facts(conn: AnyConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
+    rows = await _LOAD_FACTS.fetch(
+        conn, key_tenants=[tenant for tenant, _ in keys], key_tasks=[task for _, task in keys]
     )
     return {
-        (row.tenant_id, row.task_id): TaskFacts(
-            row.owner_id, row.status, row.priority, row.created_at, row.completed_at, row.due_date
+        (row["tenant_id"], row["task_id"]): TaskFacts(
+            row["owner_id"],
+            row["status"],
+            row["priority"],
+            row["created_at"],
+            row["completed_at"],
+            row["due_date"],
         )
-        for row in await conn.execute(query)
+        for row in rows
     }
+
+
+def _load_facts_statement() -> Compiled:
+    c, pairs = rollup_tasks.c, task_keys()
+    return Compiled.of(
+        sa.select(rollup_tasks).join_from(
+            rollup_tasks,
+            pairs,
+            sa.and_(c.tenant_id == pairs.c.tenant_id, c.task_id == pairs.c.task_id),
+        )
+    )
+
+
+_LOAD_FACTS = _load_facts_statement()
 
 
 async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | None]) -> None:

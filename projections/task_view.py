@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
 from domain.task import Task
-from projections.driver import Compiled, driver_connection, value
+from projections.driver import Compiled, value
 from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
@@ -52,21 +53,22 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     return row
 
 
-_LOAD = sa.select(task_view.c.version, *WIRE_COLUMNS).where(
-    task_view.c.tenant_id == value("tenant_id"), task_view.c.task_id == value("task_id")
+# A live task and its version, read by the function that enters the tenant itself
+# (migration 0012): the read is one statement, outside any transaction.
+_TENANT_TASK = sa.func.tenant_task(value("tenant_id"), value("task_id")).table_valued(
+    *(column.name for column in written_columns(task_view))
 )
-LOAD_ON_DRIVER = Compiled.of(_LOAD)
+_LOAD = Compiled.of(
+    sa.select(
+        _TENANT_TASK.c.version,
+        *(_TENANT_TASK.c[column.element.name].label(column.name) for column in WIRE_COLUMNS),
+    )
+)
 
 
-async def load(conn: AsyncConnection, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
-    """A live task and its version."""
-    return await load_on_driver(await driver_connection(conn), tenant_id, task_id)
-
-
-async def load_on_driver(driver: Any, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
-    """`load` on an asyncpg connection (see tenant_driver_connection): the hot read path."""
-    arguments = LOAD_ON_DRIVER.arguments(tenant_id=tenant_id, task_id=task_id)
-    row = await driver.fetchrow(LOAD_ON_DRIVER.sql, *arguments)
+async def load(conn: asyncpg.Connection, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
+    """A live task and its version: one round trip, outside a transaction or in one."""
+    row = await conn.fetchrow(_LOAD.sql, *_LOAD.arguments(tenant_id=tenant_id, task_id=task_id))
     return None if row is None else (task_from_row(row), row["version"])
 
 

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
-from app.database import create_engine
+from app.database import Database, create_engine, open_database
 from app.http.app import create_app
 from app.settings import Settings
 from tests.database import migrated_database, postgres_server
@@ -36,6 +36,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The pool the use cases run on, as the app's."""
+    async with open_database(database_url) as database:
+        yield database
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from app import tenants
 from app.cli import main
-from app.database import create_engine
+from app.database import open_database
 from app.settings import ENV_NAMES, mask_password
 from tests.database import migrated_database
 
@@ -27,11 +27,8 @@ def run(args: list[str], env: dict[str, str | None]) -> Result:
 
 def authenticates(database_url: str, api_key: str) -> bool:
     async def check() -> bool:
-        engine = create_engine(database_url, pool_size=1)
-        try:
-            return await tenants.authenticate(engine, api_key) is not None
-        finally:
-            await engine.dispose()
+        async with open_database(database_url, pool_size=1) as db:
+            return await tenants.authenticate(db.pool, api_key) is not None
 
     return asyncio.run(check())
 

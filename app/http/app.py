@@ -7,26 +7,28 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 
 from app import metrics
 from app.background import running_in_background
-from app.database import create_engine
-from app.http.access import AccessMiddleware
-from app.http.auth import add_rate_limit_fields
+from app.database import create_engine, open_database
 from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
+from app.http.exchange import Exchange
 from app.http.health import live, ready
 from app.http.metrics import scrape
 from app.http.openapi import openapi_config
-from app.http.request_id import RequestIdMiddleware
-from app.http.request_timeout import RequestTimeoutMiddleware
 from app.http.tasks import TaskController
 from app.logs import logging_config
 from app.rate_limits import open_rate_limiter
 from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
+from projections.registry import ASYNCHRONOUS
+
+# The connections of the work beside the requests, apart from the requests' pool: each
+# projection runner's listening session and batch, the key revocations' listener, the
+# auto-complete sweep, and a readiness check or a scrape.
+BACKGROUND_CONNECTIONS = 2 * len(ASYNCHRONOUS) + 4
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -39,20 +41,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def database(app: Litestar) -> AsyncIterator[None]:
         app.state.engine = create_engine(
             database_url,
-            pool_size=settings.db_pool_size,
+            pool_size=BACKGROUND_CONNECTIONS,
             statement_timeout_ms=settings.statement_timeout_ms,
         )
         try:
-            with metrics.pool_watched(app.state.engine):
-                async with hearing_revocations(app.state.engine):
-                    yield
+            async with (
+                open_database(
+                    database_url,
+                    pool_size=settings.db_pool_size,
+                    statement_timeout_ms=settings.statement_timeout_ms,
+                ) as db,
+                metrics.pool_watched(db.pool),
+                hearing_revocations(app.state.engine),
+            ):
+                app.state.db = db
+                yield
         finally:
             await app.state.engine.dispose()
             metrics.process_exiting()
 
     @asynccontextmanager
     async def rate_limits(app: Litestar) -> AsyncIterator[None]:
-        async with open_rate_limiter(settings.redis_url, app.state.engine) as rate_limiter:
+        async with open_rate_limiter(settings.redis_url, app.state.db.pool) as rate_limiter:
             app.state.rate_limiter = rate_limiter
             yield
 
@@ -75,10 +85,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[database, rate_limits, background],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_rate_limit_fields],
-        middleware=[
-            DefineMiddleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds),
-        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         state=State({"settings": settings}),
@@ -87,5 +93,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outside every route: Litestar runs route middleware only where a route matched, and the
     # 404s and 405s the router answers itself need their id and their access line too.
-    app.asgi_handler = AccessMiddleware(RequestIdMiddleware(app.asgi_handler))
+    app.asgi_handler = Exchange(app.asgi_handler, settings.request_timeout_seconds)
     return app

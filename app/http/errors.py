@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from asyncpg.exceptions import (
     InterfaceError,
+    InternalClientError,
     OperatorInterventionError,
     PostgresConnectionError,
     PostgresError,
@@ -21,6 +22,10 @@ from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.http.etags import etag
+from app.idempotency import KeyReused
+from app.service import StaleVersion, TaskNotFound
+from app.store.event_log import AlreadyAnswered, VersionConflict
 from domain.errors import RuleViolation
 from projections.figures import RollupsBehind
 
@@ -189,6 +194,39 @@ def on_rule_violation(_: Request[Any, Any, Any], error: RuleViolation) -> Respon
     return error_response(validation_error([error.message], error.message))
 
 
+def on_task_not_found(_: Request[Any, Any, Any], __: TaskNotFound) -> Response[ErrorBody]:
+    return error_response(task_not_found())
+
+
+def on_stale_version(_: Request[Any, Any, Any], error: StaleVersion) -> Response[ErrorBody]:
+    return error_response(
+        ApiError(
+            412,
+            "PreconditionFailedError",
+            "The task has changed since the version If-Match names",
+            [f"current version: {error.current_version}"],
+            headers={"ETag": etag(error.current_version)},
+        )
+    )
+
+
+def on_version_conflict(
+    _: Request[Any, Any, Any], __: VersionConflict | AlreadyAnswered
+) -> Response[ErrorBody]:
+    return error_response(ApiError(409, "ConflictError", "The task changed concurrently; retry"))
+
+
+def on_key_reused(_: Request[Any, Any, Any], __: KeyReused) -> Response[ErrorBody]:
+    return error_response(
+        ApiError(
+            409,
+            "ConflictError",
+            "This Idempotency-Key was used with another request",
+            ["Idempotency-Key: already used with another endpoint or body"],
+        )
+    )
+
+
 def on_validation_exception(
     request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[ErrorBody]:
@@ -238,6 +276,7 @@ _UNAVAILABLE = (
     PoolTimeout,
     PostgresConnectionError,
     InterfaceError,
+    InternalClientError,
     # Among them the cancelled statement (a statement_timeout) and the server shutting down.
     OperatorInterventionError,
 )
@@ -260,9 +299,16 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     RollupsBehind: on_rollups_behind,
     SQLAlchemyError: on_database_error,
     PostgresError: on_database_error,
+    InterfaceError: on_database_error,
+    InternalClientError: on_database_error,
     OSError: on_database_error,
     ApiError: on_api_error,
     RuleViolation: on_rule_violation,
+    TaskNotFound: on_task_not_found,
+    StaleVersion: on_stale_version,
+    VersionConflict: on_version_conflict,
+    AlreadyAnswered: on_version_conflict,
+    KeyReused: on_key_reused,
     ValidationException: on_validation_exception,
     HTTPException: on_http_exception,
     Exception: on_unexpected,

@@ -8,6 +8,8 @@ from typing import Any
 
 from litestar import Request
 
+from app.http.headers import header as scope_header
+
 ANY = "*"
 _TAG = re.compile(r'^\s*(?:W/)?"(\d{1,10})"\s*$')
 # Matches no version: an If-Match that names none can only fail.
@@ -20,7 +22,7 @@ def etag(version: int) -> str:
 
 def expected_version(request: Request[Any, Any, Any]) -> int | None:
     """The version If-Match requires; None when the request does not ask."""
-    header = request.headers.get("if-match")
+    header = scope_header(request.scope, b"if-match")
     if header is None or header.strip() == ANY:
         return None
     match = _TAG.match(header)
@@ -29,7 +31,7 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
 
 def not_modified(request: Request[Any, Any, Any], version: int) -> bool:
     """If-None-Match names the current version (or any)."""
-    header = request.headers.get("if-none-match")
+    header = scope_header(request.scope, b"if-none-match")
     if header is None:
         return False
     tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]

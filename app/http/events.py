@@ -17,11 +17,11 @@ from litestar.params import QueryParameter
 from app.http import examples
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
-from app.http.tasks import engine_of
+from app.http.tasks import database_of
 from app.http.wire import AuditEvent, EventPage
 from app.service import Caller
-from app.store.tenant_scope import tenant_connection
 from projections.log import Checkpoint, read_after
+from store.tenant import tenant_transaction
 
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
 # Both halves are PostgreSQL bigints (transaction ids as xid8 never reach 2**63 in practice).
@@ -67,7 +67,7 @@ class EventController(Controller):
         whose transaction commits late, and never repeats one."""
         checkpoint = parse_cursor(after)
         tenant_id = caller.principal.tenant_id
-        async with tenant_connection(engine_of(request), tenant_id) as conn:
+        async with tenant_transaction(database_of(request).pool, tenant_id) as conn:
             batch = await read_after(conn, checkpoint, limit, tenant_id=tenant_id)
         if batch:
             checkpoint = Checkpoint(batch[-1].transaction_id, batch[-1].position)

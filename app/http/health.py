@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock
 from app.http.errors import database_unavailable
-from app.http.tasks import engine_of
 from app.migrate import head_revisions
 from projections.status import ProjectionStatus, read_projection_status
 
@@ -52,7 +51,7 @@ async def ready(request: Request[Any, Any, State]) -> Response[Health]:
     """200 when every check passes; 503 with the same body, naming the failing checks,
     otherwise."""
     max_lag_ms: int = request.app.state.settings.ready_max_lag_ms
-    checks = await readiness_checks(engine_of(request), max_lag_ms)
+    checks = await readiness_checks(request.app.state.engine, max_lag_ms)
     passing = all(check.ok for check in checks.values())
     return Response(
         Health("ok" if passing else "failing", checks), status_code=200 if passing else 503

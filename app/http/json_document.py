@@ -32,9 +32,11 @@ def check_document(body: bytes) -> None:
         raise validation_error([f"body: {NUMBERS}"]) from None
     except msgspec.MsgspecError as error:
         raise validation_error([describe_decode_error(error)]) from None
-    if nesting_depth(document) > MAX_DEPTH:
+    # Both walks are spared where the text itself rules them out: a document nests no deeper
+    # than it has brackets, and JSON can only write NUL as the escape \u0000.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nesting_depth(document) > MAX_DEPTH:
         raise _too_deep()
-    if _holds_nul(document):
+    if b"\\u0000" in body and _holds_nul(document):
         raise validation_error(["body: strings must not contain the NUL character (\\u0000)"])
 
 

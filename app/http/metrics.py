@@ -12,7 +12,6 @@ from litestar.datastructures import State
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import clock, metrics
-from app.http.tasks import engine_of
 from projections.status import ProjectionStatus, projection_status
 
 # A scrape must still answer when the database does not: the process's own figures matter
@@ -33,7 +32,7 @@ async def scrape(request: Request[Any, Any, State]) -> Response[bytes]:
 async def _projection_status(request: Request[Any, Any, State]) -> list[ProjectionStatus] | None:
     try:
         async with asyncio.timeout(PROJECTIONS_TIMEOUT_SECONDS):
-            return await projection_status(engine_of(request), clock.now())
+            return await projection_status(request.app.state.engine, clock.now())
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         log.warning("metrics: the projections' status could not be read: %r", error)
         return None

@@ -29,6 +29,8 @@ _DECLARED: dict[tuple[str, str], Declared | None] = {}
 
 def check_request_target(scope: Scope) -> None:
     """A 400 ValidationError naming each problem of the request's path and query string."""
+    if not scope["query_string"] and _plain(_raw_path(scope)):
+        return
     query = list(ASGIConnection(scope).query_params.multi_items())
     problems = _text_problems(scope, query)
     if (declared := _declared_for(scope)) is not None:
@@ -44,10 +46,18 @@ def _declared_for(scope: Scope) -> Declared | None:
     return _DECLARED[key]
 
 
-def _text_problems(scope: Scope, query: list[tuple[str, str]]) -> list[str]:
+def _raw_path(scope: Scope) -> bytes:
     # Some ASGI transports (httpx's) leave the query string on raw_path.
-    raw_path = (scope.get("raw_path") or b"").partition(b"?")[0]
-    raw = {"path": raw_path, "query": scope["query_string"]}
+    return (scope.get("raw_path") or b"").partition(b"?")[0]
+
+
+def _plain(raw_path: bytes) -> bool:
+    """ASCII with nothing escaped and no NUL: valid UTF-8 and free of the NUL character."""
+    return raw_path.isascii() and b"%" not in raw_path and b"\x00" not in raw_path
+
+
+def _text_problems(scope: Scope, query: list[tuple[str, str]]) -> list[str]:
+    raw = {"path": _raw_path(scope), "query": scope["query_string"]}
     problems = [f"{part}: not valid UTF-8" for part, text in raw.items() if not _utf8(text)]
     if NUL in scope["path"]:
         problems.append("path: must not contain the NUL character")

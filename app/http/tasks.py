@@ -6,15 +6,18 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
 
+import asyncpg
 import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from litestar.response.base import ASGIResponse
 
-from app import clock, ids, service
-from app.http import etags, examples, idempotency, wire
+from app import clock, idempotency, ids, service
+from app.database import Database
+from app.http import etags, examples, wire
+from app.http import idempotency as http_idempotency
 from app.http.auth import authenticated_caller
 from app.http.errors import (
     CREATE_ERRORS,
@@ -22,7 +25,6 @@ from app.http.errors import (
     NOT_MODIFIED,
     TASK_COMMAND_ERRORS,
     TASK_READ_ERRORS,
-    ApiError,
     task_not_found,
 )
 from app.http.openapi import request_body
@@ -39,8 +41,6 @@ from app.http.wire import (
     decode_body,
 )
 from app.service import Caller
-from app.store import event_log
-from app.store.tenant_scope import tenant_connection, tenant_driver_connection
 from domain.commands import (
     CompleteTask,
     CreateTask,
@@ -51,10 +51,11 @@ from domain.commands import (
     TaskCommand,
     UpdateTask,
 )
-from domain.errors import RuleViolation
 from domain.task import Priority, Status, Task
 from projections import figures, log, queries, task_view
 from projections.log import replay_at
+from store.pool import connection
+from store.tenant import tenant_transaction
 
 TaskId = Annotated[str, PathParameter(description="24 lowercase hex characters")]
 Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
@@ -71,17 +72,17 @@ def id_filter(query: str) -> Any:
     return QueryParameter(name=query, max_length=200)
 
 
-def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
+def database_of(request: Request[Any, Any, State]) -> Database:
+    db: Database = request.app.state.db
+    return db
 
 
 def tenant_reads(
     request: Request[Any, Any, State], tenant_id: str
-) -> AbstractAsyncContextManager[AsyncConnection]:
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection confined to the tenant whose reads all see one snapshot: rollups,
     checkpoint and task view agree."""
-    return tenant_connection(engine_of(request), tenant_id, "REPEATABLE READ")
+    return tenant_transaction(database_of(request).pool, tenant_id, "REPEATABLE READ")
 
 
 def known_task_id(task_id: str) -> str:
@@ -96,75 +97,32 @@ def _on_task(
     caller: NamedDependency[Caller],
     task_id: str,
     command: TaskCommand,
-) -> Act:
-    """Carrying out a command on a task, with If-Match honoured and errors as the API's."""
-    task_id = known_task_id(task_id)
+) -> idempotency.Command:
+    """Carrying out a command on a task, with If-Match honoured."""
+    task_id, if_match = known_task_id(task_id), etags.expected_version(request)
 
-    async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
-        try:
-            return await service.run(
-                engine_of(request),
-                caller,
-                task_id,
-                command,
-                etags.expected_version(request),
-                before_commit,
-            )
-        except service.TaskNotFound:
-            raise task_not_found() from None
-        except service.StaleVersion as stale:
-            raise ApiError(
-                412,
-                "PreconditionFailedError",
-                "The task has changed since the version If-Match names",
-                [f"current version: {stale.current_version}"],
-                headers={"ETag": etags.etag(stale.current_version)},
-            ) from None
-        except event_log.VersionConflict:
-            raise ApiError(409, "ConflictError", "The task changed concurrently; retry") from None
+    def act(record: service.Recorder | None) -> Awaitable[service.CommandResult]:
+        return service.run(database_of(request), caller, task_id, command, if_match, record)
 
     return act
-
-
-Act = Callable[[service.BeforeCommit | None], Awaitable[service.CommandResult]]
 
 
 async def _respond(
     request: Request[Any, Any, State],
     caller: NamedDependency[Caller],
-    act: Act,
+    command: idempotency.Command,
     render: Callable[[service.CommandResult], msgspec.Struct],
     status_code: int = 200,
 ) -> Response[Any]:
     """Run a command and answer it, replaying the recorded answer to an idempotent retry."""
-    engine = engine_of(request)
-    retry = idempotency.requested(request, caller.principal.tenant_id, await request.body())
-    if retry is not None and (earlier := await idempotency.recorded(engine, retry)):
-        return earlier.replay()
-    answers: list[idempotency.RecordedResponse] = []
+    retry = http_idempotency.requested(request, caller.principal.tenant_id, await request.body())
 
-    def answer(result: service.CommandResult) -> idempotency.RecordedResponse:
+    def answer(result: service.CommandResult) -> idempotency.Answer:
         tag = None if result.task is None else etags.etag(result.version)
-        return idempotency.RecordedResponse(status_code, msgspec.json.encode(render(result)), tag)
+        return idempotency.Answer(status_code, msgspec.json.encode(render(result)), tag)
 
-    async def record(conn: AsyncConnection, result: service.CommandResult) -> None:
-        assert retry is not None
-        answers.append(answer(result))
-        await idempotency.record(conn, retry, answers[-1])
-
-    try:
-        result = await act(record if retry is not None else None)
-    except (idempotency.AlreadyRecorded, ApiError, RuleViolation):
-        # The first request with this key finished while this one ran: it recorded its answer
-        # first, or this one, having waited on the task's lock, found its work done (the task
-        # completed, deleted) and was refused. Either way the first's answer is this one's.
-        if retry is not None and (earlier := await idempotency.recorded(engine, retry)):
-            return earlier.replay()
-        raise
-    final = answers[-1] if answers else answer(result)
-    headers = {} if final.etag is None else {"ETag": final.etag}
-    return Response(
-        final.body, status_code=status_code, media_type="application/json", headers=headers
+    return http_idempotency.response_of(
+        await idempotency.answer_once(database_of(request), retry, command, answer)
     )
 
 
@@ -199,8 +157,8 @@ class TaskController(Controller):
         as the ETag. Read-only and unknown fields are refused by name (400)."""
         command = await decode_body(request, CreateTask)
 
-        async def act(before_commit: service.BeforeCommit | None) -> service.CommandResult:
-            return await service.create_task(engine_of(request), caller, command, before_commit)
+        def act(record: service.Recorder | None) -> Awaitable[service.CommandResult]:
+            return service.create_task(database_of(request), caller, command, record)
 
         return await _respond(request, caller, act, _task_result(wire.CREATED), status_code=201)
 
@@ -359,15 +317,15 @@ class TaskController(Controller):
         as_of: Annotated[
             str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
         ] = None,
-    ) -> Response[Task]:
+    ) -> ASGIResponse:
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With
         `asOf`, the task as it stood at that time, replayed from its history. A deleted task,
         or another tenant's, is not found (404)."""
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
         if moment is None:
-            async with tenant_driver_connection(engine_of(request), tenant_id) as driver:
-                found = await task_view.load_on_driver(driver, tenant_id, task_id)
+            async with connection(database_of(request).pool) as conn:
+                found = await task_view.load(conn, tenant_id, task_id)
         else:
             async with tenant_reads(request, tenant_id) as conn:
                 history = await log.stream(conn, tenant_id, task_id, until=moment)
@@ -376,10 +334,12 @@ class TaskController(Controller):
         if found is None:
             raise task_not_found()
         task, version = found
-        headers = {"ETag": etags.etag(version)}
+        headers = [(b"etag", etags.etag(version).encode())]
         if etags.not_modified(request, version):
-            return Response(b"", status_code=304, headers=headers)
-        return Response(msgspec.json.encode(task), media_type=MediaType.JSON, headers=headers)
+            return ASGIResponse(status_code=304, encoded_headers=headers)
+        return ASGIResponse(
+            body=msgspec.json.encode(task), media_type=MediaType.JSON, encoded_headers=headers
+        )
 
     @get(
         "/{task_id:str}/events",

@@ -12,8 +12,8 @@ second, not per request) whatever the rate.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,13 +38,22 @@ class Quota:
 
 
 @dataclass(frozen=True, slots=True)
-class Tally:
-    """A store's answer to a take: whether the quota had room for the request, the time it
-    was taken at, and the requests the quota had counted in the window before it, by second."""
+class Lease:
+    """A store's answer to a lease: the requests of the quota it granted (0 when it had no
+    room), the time it was taken at, and the requests the quota had counted in the window
+    before it, by second."""
 
-    accepted: bool
+    granted: int
     at: float
     counted: Mapping[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """Requests a process leased of an earlier second and did not use."""
+
+    second: int
+    requests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +70,12 @@ class Decision:
 class Counters(Protocol):
     """A store the quotas are counted in, shared by every server of the service."""
 
-    async def take(self, quota: Quota, at: float | None) -> Tally:
-        """Count one request against `quota` if it has room. `at` is the time in seconds,
-        None for the store's clock, which every server shares."""
+    async def lease(
+        self, quota: Quota, at: float | None, wanted: int, returned: Returned | None
+    ) -> Lease:
+        """Count up to `wanted` requests against `quota` in the current second, as many as
+        it has room for, after taking back what `returned` gives back. `at` is the time in
+        seconds, None for the store's clock, which every server shares."""
         ...
 
 
@@ -93,19 +105,31 @@ def _network(client_address: str) -> str:
     return str(address)
 
 
-def decide(quota: Quota, tally: Tally) -> Decision:
-    """What a tally tells the client: the room left, and when there is more."""
-    counted = Counter(tally.counted)
-    if tally.accepted:
-        counted[math.floor(tally.at)] += 1
-    used = sum(counted.values())
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The requests a quota had counted in the window, by second, oldest first."""
+
+    by_second: tuple[tuple[int, int], ...]
+    total: int
+
+    @classmethod
+    def of(cls, counted: Mapping[int, int]) -> Window:
+        return cls(tuple(sorted(counted.items())), sum(counted.values()))
+
+
+def decide(quota: Quota, accepted: bool, at: float, counted: Window, own: int = 0) -> Decision:
+    """What a count tells the client of a request made at `at`, accepted or not, given what
+    the window counted before it and the `own` requests counted in the same second since
+    (a process's slice): the room left, and when there is more."""
+    this_second = (math.floor(at), own + accepted)
+    used = counted.total + this_second[1]
     limit = quota.limit
     # Requests that must leave the window before one more fits: one, or the excess and one.
     to_leave = max(used - limit + 1, 1)
     seconds_until_room = WINDOW_SECONDS
-    for second in sorted(counted):
-        to_leave -= counted[second]
+    for second, requests in itertools.chain(counted.by_second, (this_second,)):
+        to_leave -= requests
         if to_leave <= 0:
-            seconds_until_room = math.ceil(second + WINDOW_SECONDS + 1 - tally.at)
+            seconds_until_room = math.ceil(second + WINDOW_SECONDS + 1 - at)
             break
-    return Decision(quota, tally.accepted, max(limit - used, 0), seconds_until_room)
+    return Decision(quota, accepted, max(limit - used, 0), seconds_until_room)

@@ -1,61 +1,55 @@
-"""Appending to and reading from the event log."""
+"""Appending to the event log: a stream's new events, the task view they leave and the
+command's answer, in one statement (the function append_to_stream, migration 0012)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store.tenant_scope import driver_errors
 from domain.events import TaskEvent, event_type
 from domain.task import Task
-from projections import task_view
-from projections.driver import driver_connection
 from projections.log import payload_version
+from projections.task_view import row_of
+
+# How long a command's answer is replayed to retries of its Idempotency-Key.
+ANSWERS_KEPT = timedelta(hours=24)
+
+# The task's row travels as JSON text, whatever codec the connection has for jsonb.
+_APPEND = (
+    "SELECT append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, "
+    "$10, $11, $12, $13, $14, $15)"
+)
 
 
 class VersionConflict(Exception):
     """Another writer appended to the stream since it was read."""
 
 
-# A stream's new events, one array element each: one statement whatever their number.
-_INSERT_EVENTS = (
-    "INSERT INTO events (tenant_id, stream_id, stream_version, event_type, payload_version, "
-    "data, metadata, recorded_at) "
-    "SELECT $1, $2, version, type, payload_version, data::jsonb, $3::text::jsonb, $4 "
-    "FROM unnest($5::int[], $6::text[], $7::smallint[], $8::text[]) "
-    "AS e(version, type, payload_version, data)"
-)
-_APPEND_AND_VIEW = f"WITH appended AS ({_INSERT_EVENTS}) {task_view.view_sql(9)}"
-_APPEND_AND_FORGET = (
-    f"WITH appended AS ({_INSERT_EVENTS}) "
-    "DELETE FROM task_view WHERE tenant_id = $1 AND task_id = $2"
-)
+class AlreadyAnswered(Exception):
+    """A live answer is recorded for the Idempotency-Key: another request with it came first."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAnswer:
+    """A command's answer, recorded with its Idempotency-Key and replayed to its retries.
+    `fingerprint` is what the request asked for: the same key with another request is a
+    conflict."""
+
+    key: str
+    fingerprint: bytes
+    status_code: int
+    body: bytes
+    etag: str | None
 
 
 async def append(
-    conn: AsyncConnection,
-    tenant_id: str,
-    stream_id: str,
-    expected_version: int,
-    new_events: Sequence[TaskEvent],
-    metadata: dict[str, Any],
-    recorded_at: datetime,
-) -> int:
-    """Append events after `expected_version`; the stream's new version, or VersionConflict."""
-    arguments = _event_arguments(
-        tenant_id, stream_id, expected_version, new_events, metadata, recorded_at
-    )
-    await _execute(conn, stream_id, _INSERT_EVENTS, arguments)
-    return expected_version + len(new_events)
-
-
-async def append_and_project(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     tenant_id: str,
     stream_id: str,
     expected_version: int,
@@ -63,50 +57,46 @@ async def append_and_project(
     metadata: dict[str, Any],
     recorded_at: datetime,
     task: Task | None,
+    answer: RecordedAnswer | None = None,
 ) -> int:
-    """`append`, and the task view made to hold `task` (None: deleted), in one statement:
-    the command's one round trip between entering the tenant and committing."""
+    """Append events after `expected_version` and make the task view hold `task` (None: the
+    task is deleted), recording `answer` with them; the stream's new version. VersionConflict
+    when another writer took the version first, AlreadyAnswered when the answer's key has one.
+    Outside a transaction, the statement is its own, and commits; inside one, it joins it."""
     version = expected_version + len(new_events)
-    arguments = _event_arguments(
-        tenant_id, stream_id, expected_version, new_events, metadata, recorded_at
-    )
-    if task is None:
-        await _execute(conn, stream_id, _APPEND_AND_FORGET, arguments)
-    else:
-        view = task_view.view_parameters(tenant_id, version, task)
-        await _execute(conn, stream_id, _APPEND_AND_VIEW, [*arguments, *view])
-    return version
-
-
-def _event_arguments(
-    tenant_id: str,
-    stream_id: str,
-    expected_version: int,
-    new_events: Sequence[TaskEvent],
-    metadata: dict[str, Any],
-    recorded_at: datetime,
-) -> list[Any]:
     names = [event_type(event) for event in new_events]
-    return [
-        tenant_id,
-        stream_id,
-        msgspec.json.encode(metadata).decode(),
-        recorded_at,
-        list(range(expected_version + 1, expected_version + len(new_events) + 1)),
-        names,
-        [payload_version(name) for name in names],
-        [msgspec.json.encode(event).decode() for event in new_events],
-    ]
-
-
-async def _execute(conn: AsyncConnection, stream_id: str, sql: str, arguments: list[Any]) -> None:
-    # On the driver's own connection, inside the transaction SQLAlchemy began: SQLAlchemy's
-    # work per statement was a measurable share of a command's time.
-    driver = await driver_connection(conn)
+    row = None if task is None else msgspec.json.encode(row_of(tenant_id, version, task)).decode()
     try:
-        async with driver_errors(conn):
-            await driver.execute(sql, *arguments)
+        await conn.execute(
+            _APPEND,
+            tenant_id,
+            stream_id,
+            expected_version,
+            names,
+            [payload_version(name) for name in names],
+            [msgspec.json.encode(event).decode() for event in new_events],
+            msgspec.json.encode(metadata).decode(),
+            recorded_at,
+            row,
+            *_answer_arguments(answer, recorded_at),
+        )
     except UniqueViolationError as error:
         if error.constraint_name == "events_stream_version":
             raise VersionConflict(stream_id) from error
+        if error.constraint_name == "idempotency_records_pkey":
+            raise AlreadyAnswered(answer.key if answer else "") from error
         raise
+    return version
+
+
+def _answer_arguments(answer: RecordedAnswer | None, now: datetime) -> list[Any]:
+    if answer is None:
+        return [None] * 6
+    return [
+        answer.key,
+        answer.fingerprint,
+        answer.status_code,
+        answer.body,
+        answer.etag,
+        now - ANSWERS_KEPT,
+    ]

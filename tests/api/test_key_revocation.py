@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import tenants
+from app.database import Database
 from app.store.tables import api_keys
 from tests.conftest import new_tenant
 from tests.fault.served_api import ServedApi
@@ -59,26 +60,28 @@ async def revoke_without_notice(conn: AsyncConnection, key_id: str) -> None:
 
 
 async def test_a_process_that_cannot_hear_revocations_trusts_no_cached_key(
-    engine: AsyncEngine,
+    db: Database, engine: AsyncEngine
 ) -> None:
     tenant = await new_tenant(engine, "unheard")
     tenants.hear_revocations(False)
     async with engine.connect() as conn:
-        assert await tenants.authenticate(engine, tenant.api_key) is not None
+        assert await tenants.authenticate(db.pool, tenant.api_key) is not None
         await revoke_without_notice(conn, tenant.key_id)
-        assert await tenants.authenticate(engine, tenant.api_key) is None
+        assert await tenants.authenticate(db.pool, tenant.api_key) is None
 
 
-async def test_a_process_that_hears_revocations_keeps_live_keys(engine: AsyncEngine) -> None:
+async def test_a_process_that_hears_revocations_keeps_live_keys(
+    db: Database, engine: AsyncEngine
+) -> None:
     tenant = await new_tenant(engine, "heard")
     tenants.hear_revocations(True)
     try:
         async with engine.connect() as conn:
-            assert await tenants.authenticate(engine, tenant.api_key) is not None
+            assert await tenants.authenticate(db.pool, tenant.api_key) is not None
             await revoke_without_notice(conn, tenant.key_id)
             # Without the notice the revocation is not heard: the key is still kept.
-            assert await tenants.authenticate(engine, tenant.api_key) is not None
+            assert await tenants.authenticate(db.pool, tenant.api_key) is not None
             tenants.forget_key(tenant.key_id)
-            assert await tenants.authenticate(engine, tenant.api_key) is None
+            assert await tenants.authenticate(db.pool, tenant.api_key) is None
     finally:
         tenants.hear_revocations(False)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
@@ -20,17 +21,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import clock, service
+from app.database import Database
 from app.http.app import create_app
 from app.service import Caller
 from app.settings import Settings
 from app.store import event_log
-from app.store.tenant_scope import tenant_connection
 from app.tenants import Principal
 from domain.commands import TaskChanges, UpdateTask
 from domain.decide import decide
 from domain.evolve import evolve
 from projections import task_view
 from projections.status import projection_status
+from store.tenant import tenant_transaction
 from tests.api.task_api import TaskApi
 from tests.api.test_rate_limits import client_of, running_lifespan, throttled_tenant
 from tests.conftest import Tenant
@@ -183,7 +185,7 @@ async def test_rate_limit_refusals_are_counted_by_policy(
 
 
 async def test_a_command_that_meets_a_version_it_did_not_read_counts_a_conflict_and_a_retry(
-    client: AsyncTestClient, engine: AsyncEngine, tasks: TaskApi, tenant: Tenant
+    db: Database, client: AsyncTestClient, engine: AsyncEngine, tasks: TaskApi, tenant: Tenant
 ) -> None:
     task_id = (await tasks.create())["_id"]
     caller = Caller(Principal(tenant.tenant_id, tenant.key_id), "race")
@@ -192,16 +194,15 @@ async def test_a_command_that_meets_a_version_it_did_not_read_counts_a_conflict_
         return UpdateTask(TaskChanges(title=title), merge=True)
 
     before = await scrape(client)
-    # A writer that does not queue on the task's stream lock, as the commands do, holds
-    # version 2 uncommitted: the command reads version 1, and its append waits on the
-    # writer's and then finds the version taken.
-    async with tenant_connection(engine, tenant.tenant_id) as outside:
+    # Another writer holds version 2 uncommitted: the command reads version 1, and its
+    # append waits on the writer's and then finds the version taken.
+    async with tenant_transaction(db.pool, tenant.tenant_id) as outside:
         found = await task_view.load(outside, tenant.tenant_id, task_id)
         assert found is not None
         task, version = found
         now = clock.now()
         new_events = decide(retitle("outside"), task, now)
-        await event_log.append_and_project(
+        await event_log.append(
             outside,
             tenant.tenant_id,
             task_id,
@@ -211,7 +212,7 @@ async def test_a_command_that_meets_a_version_it_did_not_read_counts_a_conflict_
             now,
             evolve(task, new_events[0], now),
         )
-        command = asyncio.create_task(service.run(engine, caller, task_id, retitle("second")))
+        command = asyncio.create_task(service.run(db, caller, task_id, retitle("second")))
         await waiting_on_a_lock(engine)
     result = await command
     after = await scrape(client)
@@ -240,10 +241,10 @@ async def test_the_pool_gauge_counts_the_connections_in_use(database_url: str) -
     # An app on the test's own event loop, so that the test can hold one of its connections.
     app = create_app(Settings(database_url=database_url, run_projections=False))
     async with running_lifespan(app), client_of(app) as client:
-        engine: AsyncEngine = app.state.engine
+        pool: asyncpg.Pool = app.state.db.pool
         before = Scrape((await client.get("/metrics")).text)
-        async with engine.connect() as held:
-            await held.execute(sa.text("SELECT 1"))
+        async with pool.acquire() as held:
+            await held.execute("SELECT 1")
             during = Scrape((await client.get("/metrics")).text)
         after = Scrape((await client.get("/metrics")).text)
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
 from app.cli import main
+from app.database import Database
 from app.http.app import create_app
 from app.rate_limits import RateLimiter, open_rate_limiter
 from app.rate_limits.policy import (
@@ -146,8 +147,8 @@ async def app(database_url: str, store: str) -> AsyncIterator[Litestar]:
 
 
 @pytest.fixture
-async def rate_limiter(engine: AsyncEngine, store: str) -> AsyncIterator[RateLimiter]:
-    async with open_rate_limiter(redis_url_for(store), engine) as rate_limiter:
+async def rate_limiter(db: Database, store: str) -> AsyncIterator[RateLimiter]:
+    async with open_rate_limiter(redis_url_for(store), db.pool) as rate_limiter:
         yield rate_limiter
 
 
@@ -507,9 +508,9 @@ async def test_in_any_60_seconds_no_more_than_the_limit_is_accepted_and_no_less_
 
 
 async def test_the_postgresql_counts_keep_no_second_that_no_window_reaches(
-    engine: AsyncEngine,
+    db: Database, engine: AsyncEngine
 ) -> None:
-    async with open_rate_limiter(None, engine) as rate_limiter:
+    async with open_rate_limiter(None, db.pool) as rate_limiter:
         idle, busy = a_principal(5), a_principal(5)
         await accepted_at(rate_limiter, idle, 1000.0, 3)
         await accepted_at(rate_limiter, busy, 1000.0 + 2 * WINDOW_SECONDS + 1, 1)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import service
-from app.database import create_engine
+from app.database import create_engine, open_database
 from app.embedded import EmbeddedPostgres
 from app.tenants import Principal
 from domain.commands import CreateTask
@@ -242,11 +242,12 @@ class StuckMidBatch(StopAfterFirstBatch):
         await asyncio.Event().wait()
 
 
-async def create_tasks(engine: AsyncEngine, count: int) -> None:
+async def create_tasks(database_url: str, engine: AsyncEngine, count: int) -> None:
     tenant = await unthrottled_tenant(engine)
     caller = service.Caller(Principal(tenant.tenant_id, tenant.key_id), "graceful")
-    for number in range(count):
-        await service.create_task(engine, caller, CreateTask(title=f"task {number}"))
+    async with open_database(database_url) as db:
+        for number in range(count):
+            await service.create_task(db, caller, CreateTask(title=f"task {number}"))
 
 
 async def horizon_passed(engine: AsyncEngine) -> bool:
@@ -285,9 +286,9 @@ async def nth_event(engine: AsyncEngine, n: int) -> Checkpoint:
 
 
 async def test_a_runner_told_to_stop_finishes_its_batch_and_applies_no_more(
-    fresh_engine: AsyncEngine,
+    fresh_database: str, fresh_engine: AsyncEngine
 ) -> None:
-    await create_tasks(fresh_engine, 12)
+    await create_tasks(fresh_database, fresh_engine, 12)
     await wait_until(lambda: horizon_passed(fresh_engine))
     stop = asyncio.Event()
 
@@ -301,9 +302,9 @@ async def test_a_runner_told_to_stop_finishes_its_batch_and_applies_no_more(
 
 
 async def test_a_runner_cancelled_mid_batch_leaves_nothing_of_it(
-    fresh_engine: AsyncEngine,
+    fresh_database: str, fresh_engine: AsyncEngine
 ) -> None:
-    await create_tasks(fresh_engine, 3)
+    await create_tasks(fresh_database, fresh_engine, 3)
     await wait_until(lambda: horizon_passed(fresh_engine))
     stop = asyncio.Event()
     projector = StuckMidBatch(stop)

@@ -14,11 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import service
-from app.database import create_engine
+from app import clock, ids, service
+from app.database import Database, create_engine
+from app.store import event_log
 from app.tenants import Principal
+from domain import decide as rules
 from domain.commands import CreateTask, DeleteTask
+from domain.evolve import evolve
 from projections import runner
+from projections.driver import driver_connection
 from projections.log import Checkpoint, RecordedEvent
 from projections.projector import Rows
 from projections.registry import ROLLUPS
@@ -36,19 +40,31 @@ async def new_caller(engine: AsyncEngine, name: str) -> service.Caller:
     return service.Caller(Principal(tenant.tenant_id, tenant.key_id), request_id=f"test-{name}")
 
 
-async def create(engine: AsyncEngine, caller: service.Caller, **body: Any) -> service.CommandResult:
+async def create(db: Database, caller: service.Caller, **body: Any) -> service.CommandResult:
     command = decoded(CreateTask, {"title": "Call back", **body})
-    return await service.create_task(engine, caller, command)
+    return await service.create_task(db, caller, command)
 
 
-async def write_history(engine: AsyncEngine, caller: service.Caller, tasks: int) -> int:
+async def append_new_task(conn: AsyncConnection, tenant_id: str, title: str) -> str:
+    """A new task's events appended in the connection's transaction, as a command appends
+    them; the task's id."""
+    task_id, now = ids.new_id(), clock.now()
+    new_events = rules.create(CreateTask(title=title), task_id, now)
+    task = evolve(None, new_events[0], now)
+    await event_log.append(
+        await driver_connection(conn), tenant_id, task_id, 0, new_events, {}, now, task
+    )
+    return task_id
+
+
+async def write_history(db: Database, caller: service.Caller, tasks: int) -> int:
     """Tasks with a bit of everything: owners, priorities, progress, completions, reassignments
     and deletions. How many of them are left."""
     left = 0
     for number in range(tasks):
         owner = f"u-{number % 3}"
         created = await create(
-            engine,
+            db,
             caller,
             ownerId=owner,
             ownerName=f"Agent {owner}",
@@ -58,14 +74,14 @@ async def write_history(engine: AsyncEngine, caller: service.Caller, tasks: int)
         task_id = created.task.id
         match number % 5:
             case 0:
-                await service.run(engine, caller, task_id, complete())
+                await service.run(db, caller, task_id, complete())
             case 1:
-                await service.run(engine, caller, task_id, patch({"status": "in_progress"}))
+                await service.run(db, caller, task_id, patch({"status": "in_progress"}))
             case 2:
-                await service.run(engine, caller, task_id, reassign("u-9", "Agent u-9"))
-                await service.run(engine, caller, task_id, complete({"outcome": "no_answer"}))
+                await service.run(db, caller, task_id, reassign("u-9", "Agent u-9"))
+                await service.run(db, caller, task_id, complete({"outcome": "no_answer"}))
             case 3:
-                await service.run(engine, caller, task_id, DeleteTask())
+                await service.run(db, caller, task_id, DeleteTask())
                 continue
         left += 1
     return left

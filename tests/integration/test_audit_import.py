@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import service
 from app.cli import main
-from app.database import create_engine
+from app.database import create_engine, open_database
 from app.store.tables import api_keys, tenants
 from domain.commands import CreateTask
 from projections.tables import events, task_view
@@ -176,8 +176,9 @@ async def test_the_imported_events_get_new_positions_and_transaction_ids(
 ) -> None:
     # The target's log already holds events, so positions cannot coincide by chance.
     caller = await new_caller(target, "already-here")
-    for _ in range(3):
-        await service.create_task(target, caller, CreateTask(title="Already here"))
+    async with open_database(target_url) as target_db:
+        for _ in range(3):
+            await service.create_task(target_db, caller, CreateTask(title="Already here"))
 
     assert (await import_into(target_url, str(exported.path))).exit_code == 0
 

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
-from app.database import create_engine
-from domain.commands import CreateTask, DeleteTask
+from app.database import Database, create_engine, open_database
+from domain.commands import DeleteTask
 from domain.events import TaskCreated
 from domain.task import ClaimStatus, Priority, Status, Task, TitleType
 from projections import log, task_view
@@ -43,6 +43,7 @@ from tests.integration.projection_support import (
     Fault,
     Rollups,
     Runners,
+    append_new_task,
     caught_up,
     checkpoint,
     checkpoint_of_task,
@@ -54,6 +55,7 @@ from tests.integration.projection_support import (
     wait_until,
     write_history,
 )
+from tests.tenant_connection import tenant_connection
 from tests.unit.tasks import complete, patch, reassign
 
 WRITERS = 32
@@ -72,6 +74,13 @@ async def engine(projections_database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(projections_database_url, pool_size=WRITERS + 8)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def db(projections_database_url: str) -> AsyncIterator[Database]:
+    """The use cases' pool on this module's database."""
+    async with open_database(projections_database_url, pool_size=WRITERS + 8) as database:
+        yield database
 
 
 @pytest.fixture
@@ -165,6 +174,10 @@ async def position_of(conn: AsyncConnection, tenant_id: str, task_id: str) -> in
     return (await checkpoint_of_task(conn, tenant_id, task_id)).position
 
 
+# What a writer does in its transaction after its append, given the task it created.
+BeforeCommit = Callable[[AsyncConnection, str], Awaitable[None]]
+
+
 async def gap_round(engine: AsyncEngine, reader: Reader, number: int) -> tuple[list[int], Counting]:
     """WRITERS commands committing out of position order while the reader follows the log:
     the positions written and what the reader was given.
@@ -179,20 +192,22 @@ async def gap_round(engine: AsyncEngine, reader: Reader, number: int) -> tuple[l
     laggard_at: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     overtaken = asyncio.Event()
 
-    async def lag(conn: AsyncConnection, result: service.CommandResult) -> None:
-        assert result.task is not None
-        laggard_at.set_result(await position_of(conn, tenant_id, result.task.id))
+    async def lag(conn: AsyncConnection, task_id: str) -> None:
+        laggard_at.set_result(await position_of(conn, tenant_id, task_id))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LAGGARD_HOLD_SECONDS):
                 await overtaken.wait()
 
-    async def dawdle(conn: AsyncConnection, result: service.CommandResult) -> None:
+    async def dawdle(conn: AsyncConnection, task_id: str) -> None:
         await asyncio.sleep(random.uniform(0, COMMIT_DELAY_SECONDS))
 
-    async def write(before_commit: service.BeforeCommit, delay: float) -> None:
+    async def write(before_commit: BeforeCommit, delay: float) -> None:
+        """A new task's event appended, as a command appends it, in a transaction that does
+        `before_commit` before it commits."""
         await asyncio.sleep(delay)
-        command = CreateTask(title=f"gap {number}")
-        await service.create_task(engine, caller, command, before_commit)
+        async with tenant_connection(engine, tenant_id) as conn:
+            task_id = await append_new_task(conn, tenant_id, f"gap {number}")
+            await before_commit(conn, task_id)
 
     async def follow(writing: asyncio.Future[Any]) -> None:
         while True:
@@ -269,6 +284,7 @@ WRITERS_PER_TASK = 16
 
 
 async def test_writers_racing_for_a_task_commit_its_events_in_version_order(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     """Readers fold a task's events in commit order, (transaction id, position): that order
@@ -276,16 +292,14 @@ async def test_writers_racing_for_a_task_commit_its_events_in_version_order(
     caller = await new_caller(engine, "racing-writers")
     task_ids = []
     for _ in range(RACED_TASKS):
-        created = await create(engine, caller)
+        created = await create(db, caller)
         assert created.task is not None
         task_ids.append(created.task.id)
     statuses = ("in_progress", "pending", "deferred", "not_started")
 
     await asyncio.gather(
         *(
-            service.run(
-                engine, caller, task_id, patch({"status": statuses[n % 4], "title": f"{n}"})
-            )
+            service.run(db, caller, task_id, patch({"status": statuses[n % 4], "title": f"{n}"}))
             for n in range(WRITERS_PER_TASK)
             for task_id in task_ids
         )
@@ -343,6 +357,7 @@ async def figures(engine: AsyncEngine, tenant_id: str) -> tuple[Any, ...]:
     ],
 )
 async def test_a_runner_stopped_in_the_middle_of_a_batch_resumes_losing_and_repeating_nothing(
+    db: Database,
     engine: AsyncEngine,
     runners: Runners,
     fault: Fault,
@@ -351,7 +366,7 @@ async def test_a_runner_stopped_in_the_middle_of_a_batch_resumes_losing_and_repe
     await catch_up(engine, ROLLUPS)
     caller = await new_caller(engine, "crash")
     tenant_id = caller.principal.tenant_id
-    live = await write_history(engine, caller, tasks=15)
+    live = await write_history(db, caller, tasks=15)
 
     process = runners.start(Rollups(fault=fault))
     await asyncio.wait_for(process.projector.struck.wait(), 5)
@@ -377,7 +392,7 @@ TAKEOVER_SECONDS = 5.0
 
 @pytest.mark.parametrize("ending", ["stops", "dies"])
 async def test_of_two_runners_one_applies_the_other_waits_and_takes_over_when_it_ends(
-    engine: AsyncEngine, runners: Runners, ending: str
+    db: Database, engine: AsyncEngine, runners: Runners, ending: str
 ) -> None:
     first = runners.start()
     await wait_until(lambda: holds_lock(engine, first))
@@ -385,7 +400,7 @@ async def test_of_two_runners_one_applies_the_other_waits_and_takes_over_when_it
     # Long enough for the second to have asked for the lock, and been refused.
     await asyncio.sleep(LOCK_RETRY_SECONDS * 1.2)
     caller = await new_caller(engine, "two-runners")
-    await write_history(engine, caller, tasks=5)
+    await write_history(db, caller, tasks=5)
     await wait_until(lambda: caught_up(engine))
 
     assert first.projector.positions
@@ -398,7 +413,7 @@ async def test_of_two_runners_one_applies_the_other_waits_and_takes_over_when_it
     else:
         await first.die(via=engine)
     ended = time.monotonic()
-    created = await create(engine, caller)
+    created = await create(db, caller)
     assert created.task is not None
     async with engine.connect() as conn:
         position = await position_of(conn, caller.principal.tenant_id, created.task.id)
@@ -423,7 +438,7 @@ SLOW_SAMPLES_ALLOWED = 1
 
 
 async def test_the_runner_applies_a_new_event_within_milliseconds_of_its_commit(
-    engine: AsyncEngine, runners: Runners
+    db: Database, engine: AsyncEngine, runners: Runners
 ) -> None:
     process = runners.start()
     await wait_until(lambda: holds_lock(engine, process))
@@ -433,7 +448,7 @@ async def test_the_runner_applies_a_new_event_within_milliseconds_of_its_commit(
     for _ in range(SAMPLES):
         # At a different moment of the runner's poll cycle each time.
         await asyncio.sleep(random.uniform(0.05, 0.3))
-        created = await create(engine, caller)
+        created = await create(db, caller)
         committed = time.monotonic()
         assert created.task is not None
         async with engine.connect() as conn:
@@ -449,17 +464,18 @@ async def test_the_runner_applies_a_new_event_within_milliseconds_of_its_commit(
 
 
 async def test_stats_count_a_tenants_own_writes_before_the_runner_applies_them(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     await catch_up(engine, ROLLUPS)
     caller = await new_caller(engine, "own-writes")
     tenant_id = caller.principal.tenant_id
-    await create(engine, caller, ownerId="u-1", status="in_progress")
-    done = await create(engine, caller, ownerId="u-2", priority="urgent")
-    gone = await create(engine, caller, ownerId="u-1")
+    await create(db, caller, ownerId="u-1", status="in_progress")
+    done = await create(db, caller, ownerId="u-2", priority="urgent")
+    gone = await create(db, caller, ownerId="u-1")
     assert done.task is not None and gone.task is not None
-    await service.run(engine, caller, done.task.id, complete())
-    await service.run(engine, caller, gone.task.id, DeleteTask())
+    await service.run(db, caller, done.task.id, complete())
+    await service.run(db, caller, gone.task.id, DeleteTask())
 
     async with engine.connect() as conn:
         counted = await conn.scalar(
@@ -488,22 +504,23 @@ async def test_stats_count_a_tenants_own_writes_before_the_runner_applies_them(
 
 
 async def test_a_rebuild_while_commands_are_written_ends_equal_to_a_fresh_replay(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     caller = await new_caller(engine, "rebuild")
-    await write_history(engine, caller, tasks=10)
+    await write_history(db, caller, tasks=10)
     stop = asyncio.Event()
     commands = 0
 
     async def keep_writing(writer: int) -> None:
         nonlocal commands
         while not stop.is_set():
-            created = await create(engine, caller, ownerId=f"u-{writer}", priority="high")
+            created = await create(db, caller, ownerId=f"u-{writer}", priority="high")
             assert created.task is not None
             task_id = created.task.id
-            await service.run(engine, caller, task_id, patch({"status": "in_progress"}))
+            await service.run(db, caller, task_id, patch({"status": "in_progress"}))
             last = complete() if writer % 2 else DeleteTask()
-            await service.run(engine, caller, task_id, last)
+            await service.run(db, caller, task_id, last)
             commands += 3
 
     writers = [asyncio.create_task(keep_writing(writer)) for writer in range(4)]
@@ -522,10 +539,11 @@ async def test_a_rebuild_while_commands_are_written_ends_equal_to_a_fresh_replay
 
 
 async def test_a_rebuilt_table_is_swapped_in_vacuumed_so_counts_need_not_visit_it(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     caller = await new_caller(engine, "vacuumed")
-    await write_history(engine, caller, tasks=20)
+    await write_history(db, caller, tasks=20)
 
     await rebuild(engine, TASK_VIEW, no_progress)
 
@@ -543,16 +561,17 @@ async def test_a_rebuilt_table_is_swapped_in_vacuumed_so_counts_need_not_visit_i
 
 
 async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_said_it(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     # A rebuild reads the log task by task: the first task's rename, last in commit order,
     # comes before the second task's name in that reading.
     caller = await new_caller(engine, "owner-names")
-    first = await create(engine, caller, ownerId="u-1", ownerName="Ann")
-    second = await create(engine, caller, ownerId="u-1", ownerName="Annie")
+    first = await create(db, caller, ownerId="u-1", ownerName="Ann")
+    second = await create(db, caller, ownerId="u-1", ownerName="Annie")
     assert first.task is not None and second.task is not None
     assert first.task.id < second.task.id
-    await service.run(engine, caller, first.task.id, patch({"ownerName": "Ann Smith"}))
+    await service.run(db, caller, first.task.id, patch({"ownerName": "Ann Smith"}))
 
     await rebuild(engine, ROLLUPS, no_progress)
 
@@ -561,15 +580,16 @@ async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_sai
 
 
 async def test_a_task_that_leaves_its_owner_unnamed_keeps_the_name_given_before(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     caller = await new_caller(engine, "unnamed-owner")
-    first = await create(engine, caller, ownerId="u-3")
-    await create(engine, caller, ownerId="u-2", ownerName="Bo")
+    first = await create(db, caller, ownerId="u-3")
+    await create(db, caller, ownerId="u-2", ownerName="Bo")
     await catch_up(engine, ROLLUPS)
     assert first.task is not None
     # Last in commit order, and read first by a rebuild, which reads the log task by task.
-    await service.run(engine, caller, first.task.id, reassign("u-2"))
+    await service.run(db, caller, first.task.id, reassign("u-2"))
     await catch_up(engine, ROLLUPS)
 
     assert await owner_name(engine, caller.principal.tenant_id, "u-2") == "Bo"
@@ -588,16 +608,17 @@ async def owner_name(engine: AsyncEngine, tenant_id: str, owner_id: str) -> str 
 
 
 async def test_verify_reports_a_row_changed_behind_the_projections_back(
+    db: Database,
     engine: AsyncEngine,
 ) -> None:
     caller = await new_caller(engine, "tampered")
     tenant_id = caller.principal.tenant_id
-    await write_history(engine, caller, tasks=4)
+    await write_history(db, caller, tasks=4)
     await catch_up(engine, ROLLUPS)
     assert await verify(engine, TASK_VIEW) == []
     assert await verify(engine, ROLLUPS) == []
 
-    created = await create(engine, caller, title="Honest title")
+    created = await create(db, caller, title="Honest title")
     assert created.task is not None
     await catch_up(engine, ROLLUPS)
     async with engine.begin() as conn:
@@ -635,7 +656,9 @@ async def test_verify_reports_a_row_changed_behind_the_projections_back(
 # --- Upcasting ----------------------------------------------------------------------------
 
 
-async def test_an_event_stored_in_payload_version_1_still_replays(engine: AsyncEngine) -> None:
+async def test_an_event_stored_in_payload_version_1_still_replays(
+    db: Database, engine: AsyncEngine
+) -> None:
     caller = await new_caller(engine, "upcast")
     tenant_id = caller.principal.tenant_id
     task_id = ids.new_id()
@@ -693,12 +716,11 @@ async def test_an_event_stored_in_payload_version_1_still_replays(engine: AsyncE
     assert decoded.task == expected
 
     await rebuild(engine, TASK_VIEW, no_progress)
-    async with engine.connect() as conn:
-        assert await task_view.load(conn, tenant_id, task_id) == (expected, 1)
+    assert await task_view.load(db.pool, tenant_id, task_id) == (expected, 1)
     assert await verify(engine, TASK_VIEW) == []
 
     # The task lives on: commands build on it and the rollups count it.
-    completed = await service.run(engine, caller, task_id, complete())
+    completed = await service.run(db, caller, task_id, complete())
     assert completed.task is not None and completed.task.status == Status.COMPLETED
     await catch_up(engine, ROLLUPS)
     assert await verify(engine, TASK_VIEW) == []

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import service
+from app.database import Database
 from app.tenants import Principal
 from domain.commands import (
     CompleteTask,
@@ -31,6 +32,7 @@ from domain.errors import RuleViolation
 from domain.evolve import fold
 from domain.task import Outcome, Priority, Status, TitleType
 from projections import log, task_view
+from store.tenant import tenant_transaction
 from tests.conftest import new_tenant
 from tests.unit.tasks import decoded
 
@@ -175,10 +177,9 @@ steps = st.one_of(
 )
 
 
-async def assert_replay_matches_view(engine: AsyncEngine, tenant_id: str, task_id: str) -> None:
+async def assert_replay_matches_view(db: Database, tenant_id: str, task_id: str) -> None:
     # One snapshot for both reads, in case a background sweeper writes in between.
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+    async with tenant_transaction(db.pool, tenant_id, "REPEATABLE READ") as conn:
         history = await log.stream(conn, tenant_id, task_id)
         row = await task_view.load(conn, tenant_id, task_id)
 
@@ -201,25 +202,25 @@ async def assert_replay_matches_view(engine: AsyncEngine, tenant_id: str, task_i
 )
 @given(creation=creations(), sequence=st.lists(steps, max_size=8))
 async def test_folding_a_tasks_stored_events_reproduces_its_row_in_the_task_view(
-    engine: AsyncEngine, creation: dict[str, Any], sequence: list[Step]
+    db: Database, engine: AsyncEngine, creation: dict[str, Any], sequence: list[Step]
 ) -> None:
     tenant = await new_tenant(engine, "replay-property")
     caller = service.Caller(
         principal=Principal(tenant.tenant_id, tenant.key_id), request_id="replay-property"
     )
-    created = await service.create_task(engine, caller, decoded(CreateTask, creation))
+    created = await service.create_task(db, caller, decoded(CreateTask, creation))
     assert created.task is not None
     task_id = created.task.id
-    await assert_replay_matches_view(engine, tenant.tenant_id, task_id)
+    await assert_replay_matches_view(db, tenant.tenant_id, task_id)
 
     deleted = False
     for step in sequence:
         try:
-            await service.run(engine, caller, task_id, step.command())
+            await service.run(db, caller, task_id, step.command())
             event(step.kind, "carried out")
         except RuleViolation:
             event(step.kind, "refused")  # nothing appended; the check below still holds
         except service.TaskNotFound:
             assert deleted, "only a deleted task goes missing"
         deleted = deleted or step.kind == "delete"
-        await assert_replay_matches_view(engine, tenant.tenant_id, task_id)
+        await assert_replay_matches_view(db, tenant.tenant_id, task_id)

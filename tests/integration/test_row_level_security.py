@@ -9,11 +9,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import service
-from app.store.tenant_scope import tenant_connection
+from app.database import Database
 from projections.rebuild import rebuild
 from projections.registry import ASYNCHRONOUS, PROJECTORS
 from projections.runner import catch_up
 from tests.integration.projection_support import create, new_caller
+from tests.tenant_connection import tenant_connection
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,11 +34,11 @@ async def _tenant_tables(engine: AsyncEngine) -> list[str]:
 
 
 @pytest.fixture
-async def two_tenants(engine: AsyncEngine) -> tuple[service.Caller, service.Caller]:
+async def two_tenants(db: Database, engine: AsyncEngine) -> tuple[service.Caller, service.Caller]:
     """Two tenants with a task each, projected everywhere."""
     first, second = await new_caller(engine, "rls-a"), await new_caller(engine, "rls-b")
     for caller in (first, second):
-        await create(engine, caller, ownerId="u-1", ownerName="Agent One")
+        await create(db, caller, ownerId="u-1", ownerName="Agent One")
     for projector in ASYNCHRONOUS:
         await catch_up(engine, projector)
     return first, second
@@ -124,7 +125,7 @@ async def test_without_a_tenant_set_the_role_sees_nothing(
 
 
 async def test_a_rebuild_keeps_the_guard(
-    engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
+    db: Database, engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
 ) -> None:
     first, second = two_tenants
     for projector in PROJECTORS.values():
@@ -134,7 +135,7 @@ async def test_a_rebuild_keeps_the_guard(
         tenants = set(await conn.scalars(sa.text("SELECT tenant_id FROM task_view")))
     assert tenants == {first.principal.tenant_id}
     # The service still writes through the rebuilt tables.
-    assert (await create(engine, second)).task is not None
+    assert (await create(db, second)).task is not None
 
 
 async def test_the_search_function_finds_the_entered_tenants_tasks_only(
