@@ -27,6 +27,7 @@ from projections.rollups import ROLLUP_TABLES, Fold, load_facts
 from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
+    key_columns,
     open_tasks_by_due_day,
     owner_names,
     task_totals,
@@ -61,7 +62,7 @@ async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
 
 
 def _pending_rows(fold: Fold, table: sa.Table) -> list[dict[str, Any]]:
-    key_names = [column.name for column in table.primary_key.columns]
+    key_names = key_columns(table)
     return [
         {**dict(zip(key_names, key, strict=True)), "tasks": tasks, "completion_ms": ms}
         for (name, key), (tasks, ms) in fold.deltas.items()
@@ -143,12 +144,13 @@ def _totals_by_status(for_owner: bool) -> Compiled:
 
 @dataclass
 class Buckets:
-    """Task counts and completion time by (owner, status, priority)."""
+    """Task counts and completion time by (owner, status, priority); owner None for tasks
+    without one."""
 
-    tasks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    completion_ms: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    tasks: Counter[tuple[str | None, str, str]] = field(default_factory=Counter)
+    completion_ms: Counter[tuple[str | None, str, str]] = field(default_factory=Counter)
 
-    def add(self, owner: str, status: str, priority: str, tasks: int, ms: int) -> None:
+    def add(self, owner: str | None, status: str, priority: str, tasks: int, ms: int) -> None:
         self.tasks[(owner, status, priority)] += tasks
         self.completion_ms[(owner, status, priority)] += ms
 
@@ -187,11 +189,12 @@ async def task_analytics(
     for (owner, status, priority), count in buckets.tasks.items():
         statuses[status] += count
         priorities[priority] += count
-        if owner:
-            totals[owner] += count
-        if status == Status.COMPLETED:
-            completed[owner] += count
+        completed_here = status == Status.COMPLETED
+        if completed_here:
             completion_ms += buckets.completion_ms[(owner, status, priority)]
+        if owner is not None:
+            totals[owner] += count
+            completed[owner] += count if completed_here else 0
     completed_tasks = statuses[Status.COMPLETED]
     names = await _owner_names(conn, tenant_id, fold)
     # An owner whose tasks all moved on nets to zero here: they are no longer an agent of these.
@@ -302,14 +305,14 @@ def _view_buckets(for_owner: bool) -> Compiled:
         0,
     )
     query = _kept_to(
-        sa.select(sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms),
+        sa.select(v.owner_id, v.status, v.priority, sa.func.count(), ms),
         task_view,
         for_owner,
         "created_at",
         since="created_from",
         before="created_before",
     )
-    return Compiled.of(query.group_by(sa.text("1"), v.status, v.priority))
+    return Compiled.of(query.group_by(v.owner_id, v.status, v.priority))
 
 
 async def _open_and_due(
