@@ -11,6 +11,7 @@ each was most of a request's time in the worker."""
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -207,7 +208,7 @@ async def task_analytics(
             conn, fold, tenant_id, now, owner_id, created_from, created_before
         ),
         "avg_completion_time": (
-            round(completion_ms / completed_tasks / MS_PER_HOUR, 2) if completed_tasks else None
+            average_hours(completion_ms, completed_tasks) if completed_tasks else None
         ),
         "status_distribution": {status: statuses[status] for status in Status},
         "priority_distribution": {level: priorities[level] for level in Priority},
@@ -221,6 +222,16 @@ async def task_analytics(
             for owner, total in ranked
         ],
     }
+
+
+def average_hours(total_ms: int, tasks: int) -> float:
+    """The mean of `tasks` durations summing to `total_ms`, in hours, rounded to two decimals
+    or to three significant digits where that is finer: an average above zero is never
+    shown as 0 (12 seconds is 0.00333 hours), and 4.5 hours stays 4.5."""
+    hours = total_ms / tasks / MS_PER_HOUR
+    if hours == 0:
+        return 0.0
+    return round(hours, max(2, 2 - math.floor(math.log10(abs(hours)))))
 
 
 async def _add_whole_days(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request
@@ -65,11 +65,21 @@ class AgentPerformance(msgspec.Struct, rename="camel"):
     completed: int
 
 
+AverageHours = Annotated[
+    float,
+    msgspec.Meta(
+        description="Mean hours from creation to completion of the completed tasks counted, "
+        "rounded to two decimals or to three significant digits where that is finer (12 "
+        "seconds: 0.00333), so an average above zero is never 0; null when none is completed."
+    ),
+]
+
+
 class TaskAnalytics(msgspec.Struct, rename="camel"):
     total_tasks: int
     completed_tasks: int
     overdue_tasks: int
-    avg_completion_time: float | None
+    avg_completion_time: AverageHours | None
     status_distribution: dict[str, int]
     priority_distribution: dict[str, int]
     agent_performance: list[AgentPerformance]
