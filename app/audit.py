@@ -93,12 +93,28 @@ def _exported(event: RecordedEvent) -> ExportedEvent:
     )
 
 
-async def task_at(
-    engine: AsyncEngine, tenant_id: str, task_id: str, moment: datetime
-) -> Task | None:
-    """The task as it stood at `moment`; None if it did not exist then."""
+@dataclass(frozen=True)
+class TaskAt:
+    """A task at a moment, as its whole history tells it: the task, or why there was none."""
+
+    task: Task | None
+    # When the task was created; None when the tenant has no task of that id.
+    created_at: datetime | None
+    # When it was deleted, if that was at or before the moment.
+    deleted_at: datetime | None
+
+
+async def task_at(engine: AsyncEngine, tenant_id: str, task_id: str, moment: datetime) -> TaskAt:
+    """The task as it stood at `moment`, replayed from its events recorded up to then."""
     async with engine.connect() as conn:
-        return replay_at(await stream(conn, tenant_id, task_id, until=moment))
+        history = await stream(conn, tenant_id, task_id)
+    until = [event for event in history if event.recorded_at <= moment]
+    deletions = [event.recorded_at for event in until if event.type == "TASK_DELETED"]
+    return TaskAt(
+        task=replay_at(until),
+        created_at=history[0].recorded_at if history else None,
+        deleted_at=deletions[-1] if deletions else None,
+    )
 
 
 class ImportRefused(Exception):

@@ -227,15 +227,25 @@ def run_projections() -> None:
 
 @projections.command("status")
 def projections_status() -> None:
-    """Each projection's checkpoint, events behind the head and lag."""
-    from projections.status import projection_status
+    """Each projection's checkpoint, events behind the head and lag; the task view, projected
+    in each command's transaction, stands at the head."""
+    from projections.status import every_projection_status
 
     with _database(_settings(), migrate=False) as database:
-        statuses = _with_engine(database.url, lambda engine: projection_status(engine, clock.now()))
-    click.echo(f"{'projection':<16} {'checkpoint (txid.position)':<28} {'behind':>8} {'lag ms':>8}")
+        statuses = _with_engine(
+            database.url, lambda engine: every_projection_status(engine, clock.now())
+        )
+    click.echo(
+        f"{'projection':<16} {'applied':<12} {'checkpoint (txid.position)':<28} "
+        f"{'behind':>8} {'lag ms':>8}"
+    )
     for status in statuses:
         point = f"{status.checkpoint.transaction_id}.{status.checkpoint.position}"
-        click.echo(f"{status.name:<16} {point:<28} {status.events_behind:>8} {status.lag_ms:>8}")
+        applied = "inline" if status.inline else "by a runner"
+        click.echo(
+            f"{status.name:<16} {applied:<12} {point:<28} "
+            f"{status.events_behind:>8} {status.lag_ms:>8}"
+        )
 
 
 @projections.command("rebuild")
@@ -249,7 +259,8 @@ def rebuild_projections(names: tuple[str, ...]) -> None:
 
 @projections.command("verify")
 def verify_projections() -> None:
-    """Replay the log in memory and report every stored row that differs; exit 1 if any."""
+    """Replay the log in memory and report every stored row that differs, by table, key and
+    column with both values; exit 1 if any does."""
     from projections.verify import verify
 
     async def work(engine: AsyncEngine) -> list[Any]:
@@ -258,9 +269,8 @@ def verify_projections() -> None:
     with _database(_settings(), migrate=False) as database:
         differences = _with_engine(database.url, work)
     for difference in differences:
-        for label, rows in (("missing", difference.missing), ("unexpected", difference.unexpected)):
-            for row in sorted(rows, key=repr):
-                click.echo(f"{difference.table}: {label} row {row!r}")
+        for mismatch in difference.mismatches():
+            click.echo(str(mismatch))
     if differences:
         raise SystemExit(1)
     click.echo("Every projection equals a replay of the log.")
@@ -338,16 +348,34 @@ def import_events(file: BinaryIO, tenant_name: str | None) -> None:
 @click.option("--task", "task_id", required=True)
 @click.option("--at", "moment", required=True, help="RFC 3339 time.")
 def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
-    """The task as it stood at a moment, as JSON."""
-    from app.audit import task_at
+    """The task as it stood at a moment, as JSON. Exits 1 saying why there was none: the
+    tenant has no such task, it was not created yet, or it had been deleted."""
+    from app.audit import TaskAt, task_at
 
     at = _time_option("--at", moment)
     assert at is not None
+
+    async def work(engine: AsyncEngine) -> TaskAt:
+        async with engine.connect() as conn:
+            if not await tenants.tenant_exists(conn, tenant_id):
+                raise click.ClickException(f"no tenant has the id {tenant_id}")
+        return await task_at(engine, tenant_id, task_id, at)
+
     with _database(_settings(), migrate=False) as database:
-        task = _with_engine(database.url, lambda engine: task_at(engine, tenant_id, task_id, at))
-    if task is None:
-        raise click.ClickException(f"task {task_id} did not exist at {moment}")
-    click.echo(msgspec.json.encode(task).decode())
+        found = _with_engine(database.url, work)
+    if found.created_at is None:
+        raise click.ClickException(f"tenant {tenant_id} has no task {task_id}")
+    if found.deleted_at is not None:
+        raise click.ClickException(
+            f"task {task_id} was deleted at {_shown_time(found.deleted_at)}; "
+            f"its events stay in the log (`tasks-api audit export --task {task_id}`)"
+        )
+    if found.task is None:
+        raise click.ClickException(
+            f"task {task_id} was not created yet at {_shown_time(at)}: "
+            f"it was created at {_shown_time(found.created_at)}"
+        )
+    click.echo(msgspec.json.encode(found.task).decode())
 
 
 async def _rebuild_showing_progress(engine: AsyncEngine, chosen: list[Projector]) -> None:
@@ -392,6 +420,11 @@ def _time_option(name: str, value: str | None) -> datetime | None:
         raise click.BadParameter(f"{name} must be an RFC 3339 date-time") from None
     except ValueError as out_of_range:
         raise click.BadParameter(str(out_of_range)) from None
+
+
+def _shown_time(moment: datetime) -> str:
+    """A time as the API writes it (RFC 3339, UTC)."""
+    return msgspec.json.encode(moment).decode().strip('"')
 
 
 def _stderr_console() -> Any:
