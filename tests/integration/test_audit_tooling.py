@@ -21,12 +21,10 @@ from app import service
 from app.cli import main
 from app.database import create_engine
 from domain.commands import DeleteTask
-from projections.registry import ROLLUPS
-from projections.runner import catch_up
 from projections.tables import events, owner_names, task_totals, task_view
 from tests.api.task_api import timestamp
 from tests.database import migrated_database
-from tests.integration.projection_support import create, new_caller
+from tests.integration.projection_support import apply_rollups, create, new_caller
 from tests.unit.tasks import complete
 
 pytestmark = pytest.mark.asyncio
@@ -70,7 +68,7 @@ async def test_verify_names_the_table_key_and_column_of_each_difference_with_bot
     honest = await create(engine, caller, title="Honest title")
     await create(engine, caller, ownerId="agent_1", ownerName="Ann")
     assert honest.task is not None
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
     assert (await cli(tooling_database_url, "projections", "verify")).exit_code == 0
 
     async with engine.begin() as conn:

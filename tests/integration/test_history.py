@@ -15,7 +15,6 @@ from app import clock, service
 from domain.commands import DeleteTask
 from projections.rebuild import rebuild
 from projections.registry import ROLLUPS
-from projections.runner import catch_up
 from projections.tables import (
     completions_by_day,
     completions_history,
@@ -28,7 +27,7 @@ from projections.tables import (
     tasks_by_created_day,
 )
 from projections.verify import verify
-from tests.integration.projection_support import create, new_caller
+from tests.integration.projection_support import apply_rollups, create, new_caller
 from tests.unit.tasks import complete, patch, reassign, snooze
 
 pytestmark = pytest.mark.asyncio
@@ -63,7 +62,7 @@ async def test_the_history_counts_every_completion_snooze_and_reassignment_and_n
     await service.run(engine, caller, task_id, complete())
     await service.run(engine, caller, task_id, patch({"status": "in_progress"}))
     await service.run(engine, caller, task_id, patch({"status": "completed"}))
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
     day = today()
     expected = {
         completions_history: [
@@ -76,7 +75,7 @@ async def test_the_history_counts_every_completion_snooze_and_reassignment_and_n
         assert await rows_of(engine, table, tenant_id) == rows, table.name
 
     await service.run(engine, caller, task_id, DeleteTask())
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
 
     for table, rows in expected.items():
         assert await rows_of(engine, table, tenant_id) == rows, table.name
@@ -94,7 +93,7 @@ async def test_a_rebuilt_history_equals_the_one_the_runner_wrote(engine: AsyncEn
         assert created.task is not None
         await service.run(engine, caller, created.task.id, reassign(f"agent_{number + 5}"))
         await service.run(engine, caller, created.task.id, complete({"outcome": "escalated"}))
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
     tables = (completions_history, snoozes_history, reassignments_history)
     applied = [await rows_of(engine, table, tenant_id) for table in tables]
 
@@ -117,7 +116,7 @@ async def test_a_task_without_an_owner_is_null_in_every_table_an_analyst_joins(
     await service.run(engine, caller, open_task.task.id, snooze(clock.now() + timedelta(days=4)))
     await service.run(engine, caller, done.task.id, complete())
     await service.run(engine, caller, handed.task.id, reassign("agent_x"))
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
 
     owners: dict[str, set[Any]] = {}
     for table in (
@@ -163,7 +162,7 @@ async def test_the_unowned_tasks_join_the_task_view_to_the_rollups(engine: Async
     for _ in range(2):
         await create(engine, caller)
     await create(engine, caller, ownerId="agent_y")
-    await catch_up(engine, ROLLUPS)
+    await apply_rollups(engine)
     v, t = task_view.c, task_totals.c
     live = (
         sa.select(v.owner_id, sa.func.count().label("tasks"))
