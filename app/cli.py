@@ -69,6 +69,13 @@ class CreatedKey(msgspec.Struct, rename="camel"):
     api_key: str
 
 
+class CreatedRole(msgspec.Struct, rename="camel"):
+    role: str
+    tenant_id: str | None
+    password: str
+    url: str
+
+
 @dataclass(frozen=True)
 class Database:
     url: str
@@ -196,6 +203,74 @@ def revoke_key(key_id: str) -> None:
     if not revoked:
         raise click.ClickException(f"no live API key has the id {key_id}")
     click.echo(f"Revoked key {key_id}.")
+
+
+@main.group()
+def analyst() -> None:
+    """Manage analysts: login roles that read the analytics tables (docs/analytics.md)."""
+
+
+@analyst.command("create")
+@click.argument("name")
+@click.option("--tenant", "tenant_id", help="Read this tenant's rows only (default: every one's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_analyst(name: str, tenant_id: str | None, as_json: bool) -> None:
+    """Create a PostgreSQL login role NAME that can SELECT the analytics tables and views and
+    write nothing: with --tenant, that tenant's rows only, bound by row-level security to the
+    role itself; without, every tenant's. Its password is printed once. The configured
+    database role needs CREATEROLE."""
+    from app.analysts import AnalystRefused, CreatedAnalyst
+    from app.analysts import create_analyst as create
+
+    async def work(conn: AsyncConnection) -> CreatedAnalyst:
+        if tenant_id is not None and not await tenants.tenant_exists(conn, tenant_id):
+            raise click.ClickException(f"no tenant has the id {tenant_id}")
+        try:
+            return await create(conn, name, tenant_id)
+        except AnalystRefused as refused:
+            raise click.ClickException(str(refused)) from None
+
+    with _database(_settings(), migrate=False) as database:
+        created = _transact(database.url, work)
+    url = _url_as(database.url, name, created.password)
+    if as_json:
+        _echo_json(CreatedRole(role=name, tenant_id=tenant_id, password=created.password, url=url))
+        return
+    reach = f"tenant {tenant_id}'s rows" if tenant_id else "every tenant's rows"
+    click.echo(f"Created analyst {name}, reading {reach}.")
+    click.echo(f"Password, shown once: {created.password}")
+    click.echo(f"Connect with: {url}")
+
+
+@analyst.command("list")
+def list_analysts() -> None:
+    """Every analyst: its role, the tenant it reads (or every tenant) and when it was made."""
+    from app.analysts import list_analysts as listed
+
+    with _database(_settings(), migrate=False) as database:
+        found = _transact(database.url, listed)
+    click.echo(f"{'role':<32} {'reads':<32} created")
+    for each in found:
+        reads = f"tenant {each.tenant_id}" if each.tenant_id else "every tenant"
+        click.echo(f"{each.role_name:<32} {reads:<32} {_shown_time(each.created_at)}")
+
+
+@analyst.command("revoke")
+@click.argument("name")
+def revoke_analyst(name: str) -> None:
+    """Take an analyst's reach away and drop its role."""
+    from app.analysts import AnalystRefused
+    from app.analysts import revoke_analyst as revoke
+
+    async def work(conn: AsyncConnection) -> None:
+        try:
+            await revoke(conn, name)
+        except AnalystRefused as refused:
+            raise click.ClickException(str(refused)) from None
+
+    with _database(_settings(), migrate=False) as database:
+        _transact(database.url, work)
+    click.echo(f"Revoked analyst {name}: its role is dropped.")
 
 
 @main.group()
@@ -583,6 +658,12 @@ def _echo_key(issued: tenants.IssuedKey) -> None:
 
 def _echo_json(value: msgspec.Struct) -> None:
     click.echo(msgspec.json.encode(value).decode())
+
+
+def _url_as(url: str, user: str, password: str) -> str:
+    """The database's URL for another role."""
+    as_user = make_url(url).set(drivername="postgresql", username=user, password=password)
+    return as_user.render_as_string(hide_password=False)
 
 
 def _describe(database: Database) -> str:
