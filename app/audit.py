@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -15,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock
+from app.published_events import AuditEvent
 from app.store.tables import tenants
 from domain.events import event_type
 from domain.task import Task
@@ -25,21 +25,6 @@ EXPORT_BATCH = 1000
 IMPORT_BATCH = 1000
 
 
-class ExportedEvent(msgspec.Struct, rename="camel"):
-    """One line of an export: the event as the log holds it."""
-
-    tenant_id: str
-    task_id: str
-    version: int
-    position: int
-    transaction_id: int
-    type: str
-    payload_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    recorded_at: datetime
-
-
 async def export_events(
     engine: AsyncEngine,
     tenant_id: str,
@@ -47,7 +32,8 @@ async def export_events(
     until: datetime | None = None,
     task_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The tenant's events in commit order as NDJSON lines, a batch in memory at a time:
+    """The tenant's events in commit order as NDJSON lines, each the feed's shape with its
+    payload as the log stores it (see AuditEvent), a batch in memory at a time:
     every event committed when the export began, read from that one snapshot. (A follower
     of the log stops at the oldest transaction in flight anywhere in the cluster; a snapshot
     has no event committing late to wait for.)"""
@@ -62,7 +48,7 @@ async def export_events(
             )
             for event in batch:
                 if _selected(event, since, until, task_id):
-                    yield msgspec.json.encode(_exported(event)) + b"\n"
+                    yield msgspec.json.encode(AuditEvent.of(event, as_stored=True)) + b"\n"
             if len(batch) < EXPORT_BATCH:
                 return
             checkpoint = checkpoint_of(batch[-1])
@@ -78,27 +64,28 @@ def _selected(
     )
 
 
-def _exported(event: RecordedEvent) -> ExportedEvent:
-    return ExportedEvent(
-        tenant_id=event.tenant_id,
-        task_id=event.stream_id,
-        version=event.version,
-        position=event.position,
-        transaction_id=event.transaction_id,
-        type=event.type,
-        payload_version=event.payload_version,
-        data=event.data,
-        metadata=event.metadata,
-        recorded_at=event.recorded_at,
-    )
+@dataclass(frozen=True)
+class TaskAt:
+    """A task at a moment, as its whole history tells it: the task, or why there was none."""
+
+    task: Task | None
+    # When the task was created; None when the tenant has no task of that id.
+    created_at: datetime | None
+    # When it was deleted, if that was at or before the moment.
+    deleted_at: datetime | None
 
 
-async def task_at(
-    engine: AsyncEngine, tenant_id: str, task_id: str, moment: datetime
-) -> Task | None:
-    """The task as it stood at `moment`; None if it did not exist then."""
+async def task_at(engine: AsyncEngine, tenant_id: str, task_id: str, moment: datetime) -> TaskAt:
+    """The task as it stood at `moment`, replayed from its events recorded up to then."""
     async with engine.connect() as conn:
-        return replay_at(await stream(conn, tenant_id, task_id, until=moment))
+        history = await stream(conn, tenant_id, task_id)
+    until = [event for event in history if event.recorded_at <= moment]
+    deletions = [event.recorded_at for event in until if event.type == "TASK_DELETED"]
+    return TaskAt(
+        task=replay_at(until),
+        created_at=history[0].recorded_at if history else None,
+        deleted_at=deletions[-1] if deletions else None,
+    )
 
 
 class ImportRefused(Exception):
@@ -114,7 +101,7 @@ class Imported:
 @dataclass(frozen=True)
 class _Line:
     number: int
-    event: ExportedEvent
+    event: AuditEvent
 
 
 async def import_events(
@@ -140,14 +127,14 @@ async def import_events(
 
 
 def _batches(lines: Iterable[bytes]) -> Iterable[list[_Line]]:
-    decoder = msgspec.json.Decoder(ExportedEvent)
+    decoder = msgspec.json.Decoder(AuditEvent)
     batch: list[_Line] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             event = decoder.decode(line)
-            payload = _recorded(event).decode()
+            payload = event.recorded().decode()
         except (msgspec.MsgspecError, KeyError) as error:
             raise ImportRefused(f"line {number}: not an exported event ({error})") from None
         if event_type(payload) != event.type:
@@ -158,21 +145,6 @@ def _batches(lines: Iterable[bytes]) -> Iterable[list[_Line]]:
             batch = []
     if batch:
         yield batch
-
-
-def _recorded(event: ExportedEvent) -> RecordedEvent:
-    return RecordedEvent(
-        tenant_id=event.tenant_id,
-        stream_id=event.task_id,
-        position=event.position,
-        transaction_id=event.transaction_id,
-        version=event.version,
-        type=event.type,
-        payload_version=event.payload_version,
-        data_json=msgspec.json.encode(event.data).decode(),
-        metadata_json=msgspec.json.encode(event.metadata).decode(),
-        recorded_at=event.recorded_at,
-    )
 
 
 async def _create_missing_tenants(
@@ -231,7 +203,7 @@ async def _append(conn: AsyncConnection, batch: Sequence[_Line]) -> None:
             "stream_version": line.event.version,
             "event_type": line.event.type,
             "payload_version": line.event.payload_version,
-            "data": line.event.data,
+            "data": line.event.recorded().data,
             "metadata": line.event.metadata,
             "recorded_at": line.event.recorded_at,
         }

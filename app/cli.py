@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, tenants
-from app.database import create_engine
+from app.database import create_engine, open_database
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import upgrade_to_head
 from app.settings import (
@@ -67,6 +67,13 @@ class CreatedKey(msgspec.Struct, rename="camel"):
     tenant_id: str
     key_id: str
     api_key: str
+
+
+class CreatedRole(msgspec.Struct, rename="camel"):
+    role: str
+    tenant_id: str | None
+    password: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,74 @@ def revoke_key(key_id: str) -> None:
 
 
 @main.group()
+def analyst() -> None:
+    """Manage analysts: login roles that read the analytics tables (docs/analytics.md)."""
+
+
+@analyst.command("create")
+@click.argument("name")
+@click.option("--tenant", "tenant_id", help="Read this tenant's rows only (default: every one's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_analyst(name: str, tenant_id: str | None, as_json: bool) -> None:
+    """Create a PostgreSQL login role NAME that can SELECT the analytics tables and views and
+    write nothing: with --tenant, that tenant's rows only, bound by row-level security to the
+    role itself; without, every tenant's. Its password is printed once. The configured
+    database role needs CREATEROLE."""
+    from app.analysts import AnalystRefused, CreatedAnalyst
+    from app.analysts import create_analyst as create
+
+    async def work(conn: AsyncConnection) -> CreatedAnalyst:
+        if tenant_id is not None and not await tenants.tenant_exists(conn, tenant_id):
+            raise click.ClickException(f"no tenant has the id {tenant_id}")
+        try:
+            return await create(conn, name, tenant_id)
+        except AnalystRefused as refused:
+            raise click.ClickException(str(refused)) from None
+
+    with _database(_settings(), migrate=False) as database:
+        created = _transact(database.url, work)
+    url = _url_as(database.url, name, created.password)
+    if as_json:
+        _echo_json(CreatedRole(role=name, tenant_id=tenant_id, password=created.password, url=url))
+        return
+    reach = f"tenant {tenant_id}'s rows" if tenant_id else "every tenant's rows"
+    click.echo(f"Created analyst {name}, reading {reach}.")
+    click.echo(f"Password, shown once: {created.password}")
+    click.echo(f"Connect with: {url}")
+
+
+@analyst.command("list")
+def list_analysts() -> None:
+    """Every analyst: its role, the tenant it reads (or every tenant) and when it was made."""
+    from app.analysts import list_analysts as listed
+
+    with _database(_settings(), migrate=False) as database:
+        found = _transact(database.url, listed)
+    click.echo(f"{'role':<32} {'reads':<32} created")
+    for each in found:
+        reads = f"tenant {each.tenant_id}" if each.tenant_id else "every tenant"
+        click.echo(f"{each.role_name:<32} {reads:<32} {_shown_time(each.created_at)}")
+
+
+@analyst.command("revoke")
+@click.argument("name")
+def revoke_analyst(name: str) -> None:
+    """Take an analyst's reach away and drop its role."""
+    from app.analysts import AnalystRefused
+    from app.analysts import revoke_analyst as revoke
+
+    async def work(conn: AsyncConnection) -> None:
+        try:
+            await revoke(conn, name)
+        except AnalystRefused as refused:
+            raise click.ClickException(str(refused)) from None
+
+    with _database(_settings(), migrate=False) as database:
+        _transact(database.url, work)
+    click.echo(f"Revoked analyst {name}: its role is dropped.")
+
+
+@main.group()
 def projections() -> None:
     """Run, inspect, rebuild and verify the projections."""
 
@@ -219,7 +294,8 @@ def run_projections() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_background(engine, stop)
+        async with open_database(database.url, pool_size=1) as db:
+            await run_background(engine, db, stop)
 
     with _database(settings, migrate=False) as database:
         _with_engine(database.url, work)
@@ -227,15 +303,25 @@ def run_projections() -> None:
 
 @projections.command("status")
 def projections_status() -> None:
-    """Each projection's checkpoint, events behind the head and lag."""
-    from projections.status import projection_status
+    """Each projection's checkpoint, events behind the head and lag; the task view, projected
+    in each command's transaction, stands at the head."""
+    from projections.status import every_projection_status
 
     with _database(_settings(), migrate=False) as database:
-        statuses = _with_engine(database.url, lambda engine: projection_status(engine, clock.now()))
-    click.echo(f"{'projection':<16} {'checkpoint (txid.position)':<28} {'behind':>8} {'lag ms':>8}")
+        statuses = _with_engine(
+            database.url, lambda engine: every_projection_status(engine, clock.now())
+        )
+    click.echo(
+        f"{'projection':<16} {'applied':<12} {'checkpoint (txid.position)':<28} "
+        f"{'behind':>8} {'lag ms':>8}"
+    )
     for status in statuses:
         point = f"{status.checkpoint.transaction_id}.{status.checkpoint.position}"
-        click.echo(f"{status.name:<16} {point:<28} {status.events_behind:>8} {status.lag_ms:>8}")
+        applied = "inline" if status.inline else "by a runner"
+        click.echo(
+            f"{status.name:<16} {applied:<12} {point:<28} "
+            f"{status.events_behind:>8} {status.lag_ms:>8}"
+        )
 
 
 @projections.command("rebuild")
@@ -249,7 +335,8 @@ def rebuild_projections(names: tuple[str, ...]) -> None:
 
 @projections.command("verify")
 def verify_projections() -> None:
-    """Replay the log in memory and report every stored row that differs; exit 1 if any."""
+    """Replay the log in memory and report every stored row that differs, by table, key and
+    column with both values; exit 1 if any does."""
     from projections.verify import verify
 
     async def work(engine: AsyncEngine) -> list[Any]:
@@ -258,9 +345,8 @@ def verify_projections() -> None:
     with _database(_settings(), migrate=False) as database:
         differences = _with_engine(database.url, work)
     for difference in differences:
-        for label, rows in (("missing", difference.missing), ("unexpected", difference.unexpected)):
-            for row in sorted(rows, key=repr):
-                click.echo(f"{difference.table}: {label} row {row!r}")
+        for mismatch in difference.mismatches():
+            click.echo(str(mismatch))
     if differences:
         raise SystemExit(1)
     click.echo("Every projection equals a replay of the log.")
@@ -338,16 +424,34 @@ def import_events(file: BinaryIO, tenant_name: str | None) -> None:
 @click.option("--task", "task_id", required=True)
 @click.option("--at", "moment", required=True, help="RFC 3339 time.")
 def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
-    """The task as it stood at a moment, as JSON."""
-    from app.audit import task_at
+    """The task as it stood at a moment, as JSON. Exits 1 saying why there was none: the
+    tenant has no such task, it was not created yet, or it had been deleted."""
+    from app.audit import TaskAt, task_at
 
     at = _time_option("--at", moment)
     assert at is not None
+
+    async def work(engine: AsyncEngine) -> TaskAt:
+        async with engine.connect() as conn:
+            if not await tenants.tenant_exists(conn, tenant_id):
+                raise click.ClickException(f"no tenant has the id {tenant_id}")
+        return await task_at(engine, tenant_id, task_id, at)
+
     with _database(_settings(), migrate=False) as database:
-        task = _with_engine(database.url, lambda engine: task_at(engine, tenant_id, task_id, at))
-    if task is None:
-        raise click.ClickException(f"task {task_id} did not exist at {moment}")
-    click.echo(msgspec.json.encode(task).decode())
+        found = _with_engine(database.url, work)
+    if found.created_at is None:
+        raise click.ClickException(f"tenant {tenant_id} has no task {task_id}")
+    if found.deleted_at is not None:
+        raise click.ClickException(
+            f"task {task_id} was deleted at {_shown_time(found.deleted_at)}; "
+            f"its events stay in the log (`tasks-api audit export --task {task_id}`)"
+        )
+    if found.task is None:
+        raise click.ClickException(
+            f"task {task_id} was not created yet at {_shown_time(at)}: "
+            f"it was created at {_shown_time(found.created_at)}"
+        )
+    click.echo(msgspec.json.encode(found.task).decode())
 
 
 async def _rebuild_showing_progress(engine: AsyncEngine, chosen: list[Projector]) -> None:
@@ -392,6 +496,11 @@ def _time_option(name: str, value: str | None) -> datetime | None:
         raise click.BadParameter(f"{name} must be an RFC 3339 date-time") from None
     except ValueError as out_of_range:
         raise click.BadParameter(str(out_of_range)) from None
+
+
+def _shown_time(moment: datetime) -> str:
+    """A time as the API writes it (RFC 3339, UTC)."""
+    return msgspec.json.encode(moment).decode().strip('"')
 
 
 def _stderr_console() -> Any:
@@ -550,6 +659,12 @@ def _echo_key(issued: tenants.IssuedKey) -> None:
 
 def _echo_json(value: msgspec.Struct) -> None:
     click.echo(msgspec.json.encode(value).decode())
+
+
+def _url_as(url: str, user: str, password: str) -> str:
+    """The database's URL for another role."""
+    as_user = make_url(url).set(drivername="postgresql", username=user, password=password)
+    return as_user.render_as_string(hide_password=False)
 
 
 def _describe(database: Database) -> str:

@@ -11,6 +11,7 @@ each was most of a request's time in the worker."""
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +28,7 @@ from projections.rollups import ROLLUP_TABLES, Fold, load_facts
 from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
+    key_columns,
     open_tasks_by_due_day,
     owner_names,
     task_totals,
@@ -61,7 +63,7 @@ async def pending(conn: AsyncConnection, tenant_id: str) -> Fold:
 
 
 def _pending_rows(fold: Fold, table: sa.Table) -> list[dict[str, Any]]:
-    key_names = [column.name for column in table.primary_key.columns]
+    key_names = key_columns(table)
     return [
         {**dict(zip(key_names, key, strict=True)), "tasks": tasks, "completion_ms": ms}
         for (name, key), (tasks, ms) in fold.deltas.items()
@@ -143,12 +145,13 @@ def _totals_by_status(for_owner: bool) -> Compiled:
 
 @dataclass
 class Buckets:
-    """Task counts and completion time by (owner, status, priority)."""
+    """Task counts and completion time by (owner, status, priority); owner None for tasks
+    without one."""
 
-    tasks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    completion_ms: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    tasks: Counter[tuple[str | None, str, str]] = field(default_factory=Counter)
+    completion_ms: Counter[tuple[str | None, str, str]] = field(default_factory=Counter)
 
-    def add(self, owner: str, status: str, priority: str, tasks: int, ms: int) -> None:
+    def add(self, owner: str | None, status: str, priority: str, tasks: int, ms: int) -> None:
         self.tasks[(owner, status, priority)] += tasks
         self.completion_ms[(owner, status, priority)] += ms
 
@@ -187,11 +190,12 @@ async def task_analytics(
     for (owner, status, priority), count in buckets.tasks.items():
         statuses[status] += count
         priorities[priority] += count
-        if owner:
-            totals[owner] += count
-        if status == Status.COMPLETED:
-            completed[owner] += count
+        completed_here = status == Status.COMPLETED
+        if completed_here:
             completion_ms += buckets.completion_ms[(owner, status, priority)]
+        if owner is not None:
+            totals[owner] += count
+            completed[owner] += count if completed_here else 0
     completed_tasks = statuses[Status.COMPLETED]
     names = await _owner_names(conn, tenant_id, fold)
     # An owner whose tasks all moved on nets to zero here: they are no longer an agent of these.
@@ -204,7 +208,7 @@ async def task_analytics(
             conn, fold, tenant_id, now, owner_id, created_from, created_before
         ),
         "avg_completion_time": (
-            round(completion_ms / completed_tasks / MS_PER_HOUR, 2) if completed_tasks else None
+            average_hours(completion_ms, completed_tasks) if completed_tasks else None
         ),
         "status_distribution": {status: statuses[status] for status in Status},
         "priority_distribution": {level: priorities[level] for level in Priority},
@@ -218,6 +222,16 @@ async def task_analytics(
             for owner, total in ranked
         ],
     }
+
+
+def average_hours(total_ms: int, tasks: int) -> float:
+    """The mean of `tasks` durations summing to `total_ms`, in hours, rounded to two decimals
+    or to three significant digits where that is finer: an average above zero is never
+    shown as 0 (12 seconds is 0.00333 hours), and 4.5 hours stays 4.5."""
+    hours = total_ms / tasks / MS_PER_HOUR
+    if hours == 0:
+        return 0.0
+    return round(hours, max(2, 2 - math.floor(math.log10(abs(hours)))))
 
 
 async def _add_whole_days(
@@ -302,14 +316,14 @@ def _view_buckets(for_owner: bool) -> Compiled:
         0,
     )
     query = _kept_to(
-        sa.select(sa.func.coalesce(v.owner_id, ""), v.status, v.priority, sa.func.count(), ms),
+        sa.select(v.owner_id, v.status, v.priority, sa.func.count(), ms),
         task_view,
         for_owner,
         "created_at",
         since="created_from",
         before="created_before",
     )
-    return Compiled.of(query.group_by(sa.text("1"), v.status, v.priority))
+    return Compiled.of(query.group_by(v.owner_id, v.status, v.priority))
 
 
 async def _open_and_due(

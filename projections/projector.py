@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.driver import TEXTS, driver_connection
 from projections.log import RecordedEvent
+from projections.tables import key_columns
 
 # A table's content as a set of rows, each a tuple of its written columns in order.
 Rows = set[tuple[Any, ...]]
@@ -100,7 +101,7 @@ async def upsert_rows(
     assignments: str,
     returning: str = "",
 ) -> list[Any]:
-    """Insert rows (tuples in the order of `columns`), or on a clash of the primary key
+    """Insert rows (tuples in the order of `columns`), or on a clash of the table's key
     apply `assignments` (SQL over `t`, the row, and EXCLUDED): one statement whose
     parameters are one array per column, on the driver's connection. SQLAlchemy's work per
     row was most of a batch's time; JSON columns travel as text."""
@@ -139,7 +140,7 @@ def _upsert_sql(table: sa.Table, columns: tuple[str, ...], assignments: str, ret
         else:
             arrays.append(f"${index}::{column_type.compile(dialect=dialect)}[]")
             values.append(name)
-    keys = ", ".join(column.name for column in table.primary_key.columns)
+    keys = ", ".join(key_columns(table))
     names = ", ".join(columns)
     sql = (
         f"INSERT INTO {table.name} AS t ({names}) SELECT {', '.join(values)} "

@@ -1,15 +1,20 @@
-"""Rollups for statistics and analytics: counts per tenant, owner, status and priority, per
-creation day, and completions per day, so that reading them costs the same at a thousand
-tasks or a million.
+"""Rollups for statistics and analytics, so that reading them costs the same at a thousand
+tasks or a million. Two kinds:
 
-Each task contributes to a few rollup rows. An event changes the task's facts; its effect on
-the rollups is the task's contribution after the event minus its contribution before."""
+- the present state, which the API's figures are read from: live tasks per tenant, owner,
+  status and priority, per creation day, completed per day and open per due day. Each task
+  contributes to a few rows; an event's effect is the task's contribution after the event
+  minus its contribution before, so a count moves as tasks change or go;
+- the history: completions, snoozes and reassignments per day, owner and queue. Each such
+  event adds one to a row, and nothing ever takes it back.
+
+A task without an owner or a queue counts under NULL there, as the task view shows it."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,25 +33,30 @@ from domain.events import (
     TaskUpdated,
 )
 from domain.task import CLOSED_STATUSES, Status
-from projections.driver import AnyConnection, Compiled
+from projections.driver import AnyConnection, Compiled, driver_connection
 from projections.log import RecordedEvent
 from projections.projector import Rows, comparable, copy_rows, keyed_by, task_keys, upsert_rows
 from projections.tables import (
     completions_by_day,
+    completions_history,
+    key_columns,
     open_tasks_by_due_day,
     owner_names,
+    reassignments_history,
     rollup_tasks,
+    snoozes_history,
     task_totals,
     tasks_by_created_day,
 )
 
-UNOWNED = ""  # the owner_id of tasks without an owner
 # Rollup rows a rebuild sums in memory before adding them to the tables.
 COUNTS_HELD = 100_000
 
 TaskKey = tuple[str, str]  # (tenant_id, task_id)
 # (table name, key columns' values) -> [tasks, completion_ms]
 Deltas = dict[tuple[str, tuple[Any, ...]], list[int]]
+# (table name, key columns' values) -> events counted
+Occurrences = dict[tuple[str, tuple[Any, ...]], int]
 # A name said of an owner: ((transaction id, position) where the log said it, the name).
 SaidName = tuple[tuple[int, int], str | None]
 # (tenant_id, owner_id) -> the name that outranks every other said of the owner, whatever
@@ -57,7 +67,8 @@ OwnerNames = dict[tuple[str, str], SaidName]
 class TaskFacts(msgspec.Struct, frozen=True, gc=False):
     """What the rollups know of a live task (a struct: a rebuild makes one per event)."""
 
-    owner_id: str
+    owner_id: str | None
+    queue_id: str | None
     status: str
     priority: str
     created_at: datetime
@@ -78,7 +89,8 @@ def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
     match event:
         case TaskCreated(task=task):
             return TaskFacts(
-                owner_id=task.owner_id or UNOWNED,
+                owner_id=task.owner_id,
+                queue_id=task.queue_id,
                 status=task.status,
                 priority=task.priority,
                 created_at=task.created_at,
@@ -99,8 +111,10 @@ def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
                 if "dueDate" in changes
                 else facts.due_date
             )
+            queue_id = changes["queueId"].after if "queueId" in changes else facts.queue_id
             return replace(
                 facts,
+                queue_id=queue_id,
                 status=status,
                 priority=priority,
                 completed_at=completed_at,
@@ -109,7 +123,7 @@ def facts_after(facts: TaskFacts | None, event: TaskEvent) -> TaskFacts | None:
         case TaskCompleted():
             return replace(facts, status=Status.COMPLETED, completed_at=event.completed_at)
         case TaskReassigned():
-            return replace(facts, owner_id=event.new_owner_id or UNOWNED)
+            return replace(facts, owner_id=event.new_owner_id)
         case TaskSnoozed():
             return replace(facts, due_date=event.new_due_date)
     return facts
@@ -147,6 +161,25 @@ def add_change(
             delta[1] += sign * ms
 
 
+def occurrence(
+    event: RecordedEvent, decoded: TaskEvent, after: TaskFacts | None
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The history row an event counts in, if it is a completion, snooze or reassignment:
+    (table, key), the key naming the owner and queue the task had then."""
+    tenant, day = event.tenant_id, event.recorded_at.astimezone(UTC).date()
+    match decoded:
+        case TaskCompleted() if after is not None:
+            completed_on = decoded.completed_at.astimezone(UTC).date()
+            key = (tenant, completed_on, after.owner_id, after.queue_id, decoded.outcome)
+            return "completions_history", key
+        case TaskSnoozed() if after is not None:
+            return "snoozes_history", (tenant, day, after.owner_id, after.queue_id)
+        case TaskReassigned() if after is not None:
+            owners = (decoded.previous_owner_id, decoded.new_owner_id)
+            return "reassignments_history", (tenant, day, *owners, after.queue_id)
+    return None
+
+
 def owner_named(event: TaskEvent) -> tuple[str, str | None] | None:
     """(owner id, name) when an event says what an owner is called."""
     match event:
@@ -159,12 +192,14 @@ def owner_named(event: TaskEvent) -> tuple[str, str | None] | None:
 
 @dataclass
 class Fold:
-    """The effect of a run of events: rollup deltas, tasks' new facts, owners' names."""
+    """The effect of a run of events: rollup deltas, history counts, tasks' new facts,
+    owners' names."""
 
     facts: dict[TaskKey, TaskFacts | None]
     # None: changes are not counted (a rebuild's loader counts each task once, at its end).
     deltas: Deltas | None
     names: OwnerNames
+    history: Occurrences = field(default_factory=dict)
 
     def add(self, event: RecordedEvent) -> None:
         key = (event.tenant_id, event.stream_id)
@@ -174,10 +209,12 @@ class Fold:
         self.facts[key] = after
         if self.deltas is not None:
             add_change(self.deltas, event.tenant_id, before, after)
+        if counted := occurrence(event, decoded, after):
+            self.history[counted] = self.history.get(counted, 0) + 1
         if named := owner_named(decoded):
             self._name(event, *named)
         renamed = isinstance(decoded, TaskUpdated) and "ownerName" in decoded.changes
-        if renamed and after is not None and after.owner_id != UNOWNED:
+        if renamed and after is not None and after.owner_id is not None:
             self._name(event, after.owner_id, decoded.changes["ownerName"].after)  # type: ignore[union-attr]
 
     def _name(self, event: RecordedEvent, owner_id: str, name: str | None) -> None:
@@ -204,6 +241,9 @@ class RollupProjector:
         completions_by_day,
         open_tasks_by_due_day,
         owner_names,
+        completions_history,
+        snoozes_history,
+        reassignments_history,
     )
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
@@ -213,6 +253,7 @@ class RollupProjector:
             fold.add(event)
         await _write_facts(conn, fold.facts)
         await _write_deltas(conn, fold.deltas)
+        await _write_history(conn, fold.history)
         await _write_names(conn, fold.names)
 
     def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
@@ -223,6 +264,8 @@ class RollupProjector:
         for (table, key), (tasks, ms) in fold.deltas.items():
             if tasks:
                 rows[table].add(_counted_row(table, key, tasks, ms))
+        for (table, key), count in fold.history.items():
+            rows[table].add((*key, count))
         rows["rollup_tasks"] = set(_fact_rows(fold.facts))
         rows["owner_names"] = {
             (tenant, owner, name) for (tenant, owner), (_, name) in fold.names.items()
@@ -242,22 +285,28 @@ class RollupLoader:
 
     def __init__(self) -> None:
         self.counts: Deltas = {}
+        self.history: Occurrences = {}
         self.names: OwnerNames = {}
 
     async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
-        fold = Fold(facts={}, deltas=None, names=self.names)
+        fold = Fold(facts={}, deltas=None, names=self.names, history=self.history)
         for event in streams:
             fold.add(event)
         for (tenant, _), facts in fold.facts.items():
             add_change(self.counts, tenant, None, facts)
         await copy_rows(conn, rollup_tasks, FACT_COLUMNS, _fact_rows(fold.facts))
-        if len(self.counts) >= COUNTS_HELD:
-            await _write_deltas(conn, self.counts)
-            self.counts.clear()
+        if len(self.counts) + len(self.history) >= COUNTS_HELD:
+            await self._write_counts(conn)
 
     async def finish(self, conn: AsyncConnection) -> None:
-        await _write_deltas(conn, self.counts)
+        await self._write_counts(conn)
         await _write_names(conn, self.names)
+
+    async def _write_counts(self, conn: AsyncConnection) -> None:
+        await _write_deltas(conn, self.counts)
+        await _write_history(conn, self.history)
+        self.counts.clear()
+        self.history.clear()
 
 
 async def load_facts(conn: AnyConnection, keys: list[TaskKey]) -> dict[TaskKey, TaskFacts | None]:
@@ -267,6 +316,7 @@ async def load_facts(conn: AnyConnection, keys: list[TaskKey]) -> dict[TaskKey, 
     return {
         (row["tenant_id"], row["task_id"]): TaskFacts(
             row["owner_id"],
+            row["queue_id"],
             row["status"],
             row["priority"],
             row["created_at"],
@@ -311,25 +361,43 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
         by_table[table_name].append(_counted_row(table_name, key, tasks, ms))
     for table_name, rows in by_table.items():
         table = ROLLUP_TABLES[table_name]
-        keys = tuple(column.name for column in table.primary_key.columns)
         counts = ("tasks", "completion_ms") if "completion_ms" in table.c else ("tasks",)
-        # Rows upserted in key order: concurrent writers never deadlock on each other's rows.
         emptied = await upsert_rows(
             conn,
             table,
-            keys + counts,
-            sorted(rows),
+            key_columns(table) + counts,
+            in_key_order(rows),
             ", ".join(f"{name} = t.{name} + EXCLUDED.{name}" for name in counts),
-            returning=f"{', '.join(keys)}, tasks",
+            returning="ctid, tasks",
         )
-        # A bucket that no task counts in any more is dropped, so the tables stay small.
-        if gone := [tuple(row)[:-1] for row in emptied if row["tasks"] == 0]:
-            await conn.execute(
-                table.delete().where(
-                    table.c.tasks == 0,
-                    sa.tuple_(*(table.c[name] for name in keys)).in_(gone),
-                )
+        # A bucket that no task counts in any more is dropped, so the tables stay small. Found
+        # by the row's place, which only this transaction writes: a key may hold a NULL, which
+        # an IN list of keys would never match.
+        if gone := [row["ctid"] for row in emptied if row["tasks"] == 0]:
+            await (await driver_connection(conn)).execute(
+                f"DELETE FROM {table.name} WHERE ctid = ANY($1::tid[]) AND tasks = 0", gone
             )
+
+
+async def _write_history(conn: AsyncConnection, history: Occurrences) -> None:
+    by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for (table_name, key), count in history.items():
+        by_table[table_name].append((*key, count))
+    for table_name, rows in by_table.items():
+        table, count = HISTORY_TABLES[table_name]
+        await upsert_rows(
+            conn,
+            table,
+            (*key_columns(table), count),
+            in_key_order(rows),
+            f"{count} = t.{count} + EXCLUDED.{count}",
+        )
+
+
+def in_key_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows sorted by their key, NULL before any value: upserted in one order, concurrent
+    writers never deadlock on each other's rows."""
+    return sorted(rows, key=lambda row: tuple((value is not None, value) for value in row))
 
 
 async def _write_names(conn: AsyncConnection, names: OwnerNames) -> None:
@@ -354,6 +422,7 @@ def fact_values(facts: TaskFacts) -> tuple[Any, ...]:
     """A task's facts in the order of rollup_tasks' columns after its key."""
     return (
         facts.owner_id,
+        facts.queue_id,
         facts.status,
         facts.priority,
         facts.created_at,
@@ -366,6 +435,7 @@ FACT_COLUMNS = (
     "tenant_id",
     "task_id",
     "owner_id",
+    "queue_id",
     "status",
     "priority",
     "created_at",
@@ -374,10 +444,19 @@ FACT_COLUMNS = (
 )
 FACTS_CHANGED = ", ".join(
     f"{name} = EXCLUDED.{name}"
-    for name in ("owner_id", "status", "priority", "completed_at", "due_date")
+    for name in ("owner_id", "queue_id", "status", "priority", "completed_at", "due_date")
 )
 
 ROLLUP_TABLES = {
     table.name: table
     for table in (task_totals, tasks_by_created_day, completions_by_day, open_tasks_by_due_day)
+}
+# Each history table and the column its events are counted in.
+HISTORY_TABLES = {
+    table.name: (table, count)
+    for table, count in (
+        (completions_history, "completions"),
+        (snoozes_history, "snoozes"),
+        (reassignments_history, "reassignments"),
+    )
 }

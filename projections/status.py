@@ -1,4 +1,4 @@
-"""How far behind the log each asynchronous projection is."""
+"""How far behind the log each projection is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.log import Checkpoint, after
-from projections.registry import ASYNCHRONOUS
+from projections.registry import ASYNCHRONOUS, INLINE
 from projections.runner import read_checkpoint_unlocked
 from projections.tables import events
 
@@ -21,6 +21,8 @@ class ProjectionStatus:
     events_behind: int
     # How long the oldest event not yet applied has waited; 0 when caught up.
     lag_ms: int
+    # Projected in each command's own transaction: never behind the log.
+    inline: bool = False
 
 
 async def projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
@@ -29,8 +31,30 @@ async def projection_status(engine: AsyncEngine, now: datetime) -> list[Projecti
         return await read_projection_status(conn, now)
 
 
+async def every_projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
+    """Every projection's status as of `now`: the inline ones, at the log's head by
+    construction, then the asynchronous ones."""
+    async with engine.connect() as conn:
+        head = await _head(conn)
+        inline = [ProjectionStatus(p.name, head, 0, 0, inline=True) for p in INLINE]
+        return inline + await read_projection_status(conn, now)
+
+
+async def _head(conn: AsyncConnection) -> Checkpoint:
+    """The last event committed, in commit order."""
+    c = events.c
+    row = (
+        await conn.execute(
+            sa.select(c.transaction_id.cast(sa.Text).cast(sa.BigInteger), c.global_position)
+            .order_by(c.transaction_id.desc(), c.global_position.desc())
+            .limit(1)
+        )
+    ).first()
+    return Checkpoint() if row is None else Checkpoint(*row)
+
+
 async def read_projection_status(conn: AsyncConnection, now: datetime) -> list[ProjectionStatus]:
-    """The same, on a connection the caller already holds."""
+    """Every asynchronous projection's status, on a connection the caller already holds."""
     statuses = []
     for projector in ASYNCHRONOUS:
         checkpoint = await read_checkpoint_unlocked(conn, projector.name)

@@ -100,7 +100,8 @@ rollup_tasks = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("task_id", sa.Text, nullable=False),
-    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("queue_id", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("priority", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -109,16 +110,32 @@ rollup_tasks = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
 )
 
+
+def bucket_key(name: str, *columns: str) -> sa.UniqueConstraint:
+    """The key of a table of counts whose buckets may name no owner or queue: NULL there,
+    as in the task view, and one bucket for all such tasks (NULLS NOT DISTINCT), where a
+    primary key could hold no NULL."""
+    return sa.UniqueConstraint(*columns, name=name, postgresql_nulls_not_distinct=True)
+
+
+def key_columns(table: sa.Table) -> tuple[str, ...]:
+    """The columns that identify a row: the primary key, else the table's bucket key."""
+    if table.primary_key.columns:
+        return tuple(column.name for column in table.primary_key.columns)
+    [key] = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    return tuple(column.name for column in key.columns)
+
+
 task_totals = sa.Table(
     "task_totals",
     metadata,
     sa.Column("tenant_id", sa.Text, nullable=False),
-    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("priority", sa.Text, nullable=False),
     sa.Column("tasks", sa.BigInteger, nullable=False),
     sa.Column("completion_ms", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "owner_id", "status", "priority"),
+    bucket_key("task_totals_key", "tenant_id", "owner_id", "status", "priority"),
 )
 
 tasks_by_created_day = sa.Table(
@@ -126,12 +143,14 @@ tasks_by_created_day = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("created_on", sa.Date, nullable=False),
-    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("priority", sa.Text, nullable=False),
     sa.Column("tasks", sa.BigInteger, nullable=False),
     sa.Column("completion_ms", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "created_on", "owner_id", "status", "priority"),
+    bucket_key(
+        "tasks_by_created_day_key", "tenant_id", "created_on", "owner_id", "status", "priority"
+    ),
 )
 
 completions_by_day = sa.Table(
@@ -139,9 +158,9 @@ completions_by_day = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("completed_on", sa.Date, nullable=False),
-    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
     sa.Column("tasks", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "completed_on", "owner_id"),
+    bucket_key("completions_by_day_key", "tenant_id", "completed_on", "owner_id"),
 )
 
 # Open tasks by the day they fall due: overdue and due today without a scan of the view.
@@ -150,9 +169,55 @@ open_tasks_by_due_day = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.Text, nullable=False),
     sa.Column("due_on", sa.Date, nullable=False),
-    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
     sa.Column("tasks", sa.BigInteger, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "due_on", "owner_id"),
+    bucket_key("open_tasks_by_due_day_key", "tenant_id", "due_on", "owner_id"),
+)
+
+# The history tables count events, not live tasks: a count only grows, whatever becomes of
+# the task later (reopened, reassigned again, deleted).
+completions_history = sa.Table(
+    "completions_history",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("completed_on", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("queue_id", sa.Text),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("completions", sa.BigInteger, nullable=False),
+    bucket_key(
+        "completions_history_key", "tenant_id", "completed_on", "owner_id", "queue_id", "outcome"
+    ),
+)
+
+snoozes_history = sa.Table(
+    "snoozes_history",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("snoozed_on", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("queue_id", sa.Text),
+    sa.Column("snoozes", sa.BigInteger, nullable=False),
+    bucket_key("snoozes_history_key", "tenant_id", "snoozed_on", "owner_id", "queue_id"),
+)
+
+reassignments_history = sa.Table(
+    "reassignments_history",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("reassigned_on", sa.Date, nullable=False),
+    sa.Column("from_owner_id", sa.Text),
+    sa.Column("to_owner_id", sa.Text),
+    sa.Column("queue_id", sa.Text),
+    sa.Column("reassignments", sa.BigInteger, nullable=False),
+    bucket_key(
+        "reassignments_history_key",
+        "tenant_id",
+        "reassigned_on",
+        "from_owner_id",
+        "to_owner_id",
+        "queue_id",
+    ),
 )
 
 owner_names = sa.Table(

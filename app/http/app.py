@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if not settings.run_projections:
             yield
             return
-        async with running_in_background(app.state.engine, settings.shutdown_timeout_seconds):
+        async with running_in_background(
+            app.state.engine, app.state.db, settings.shutdown_timeout_seconds
+        ):
             yield
 
     app = Litestar(

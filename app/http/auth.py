@@ -53,7 +53,6 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
     return Caller(principal=principal, request_id=state[REQUEST_ID])
 
 
-
 def too_many_requests(decision: Decision) -> ApiError:
     quota, wait = decision.quota, decision.seconds_until_room
     return ApiError(

@@ -145,14 +145,21 @@ ANALYTICS = answer(
         agent_performance=[wire.AgentPerformance("agent_001", "John Doe", 50, 45)],
     ),
 )
+_REQUEST_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 _CREATION = wire.AuditEvent(
+    tenant_id="6b0a3e1f2c4d5e6f7a8b9c0c",
     task_id=TASK.id,
-    type="TASK_CREATED",
     version=1,
+    type="TASK_CREATED",
+    payload_version=2,
     position=1042,
+    transaction_id=7311,
     recorded_at=CREATED_AT,
-    actor="6b0a3e1f2c4d5e6f7a8b9c0d",
-    request_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    metadata={
+        "actor": "6b0a3e1f2c4d5e6f7a8b9c0d",
+        "requestId": _REQUEST_ID,
+        "correlationId": _REQUEST_ID,
+    },
     data={"task": msgspec.to_builtins(TASK)},
 )
 HISTORY = answer(200, "The task's events, oldest first", [_CREATION], list[wire.AuditEvent])

@@ -45,6 +45,17 @@ def end_of_period(name: str, value: str | None) -> datetime | None:
     return moment + timedelta(days=1)
 
 
+def creation_period(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """The period from startDate until endDate stops; 400 naming both when it starts after
+    the last moment it covers (a bare date as the end covers its whole day)."""
+    since, until = parse_time("startDate", start), end_of_period("endDate", end)
+    if since is not None and until is not None:
+        last = until if "T" in end.upper() else until - timedelta(microseconds=1)  # type: ignore[union-attr]
+        if since > last:
+            raise validation_error([f"startDate ({start}) is after endDate ({end})"])
+    return since, until
+
+
 def parse_choices(name: str, value: str | None, choices: type[StrEnum]) -> list[str]:
     """A comma-separated list of enum values, e.g. status=not_started,in_progress."""
     if not value:

@@ -28,7 +28,7 @@ from app.http.errors import (
     task_not_found,
 )
 from app.http.openapi import request_body
-from app.http.params import end_of_period, parse_choices, parse_time, task_page
+from app.http.params import creation_period, parse_choices, parse_time, task_page
 from app.http.wire import (
     AgentPerformance,
     AuditEvent,
@@ -67,9 +67,12 @@ Priorities = Annotated[str | None, QueryParameter(description="Comma-separated p
 
 
 def id_filter(query: str) -> Any:
-    """An optional id-sized query parameter under its wire name. (Nesting one Annotated
-    alias in another would lose the name: Litestar keeps only the inner Parameter.)"""
-    return QueryParameter(name=query, max_length=200)
+    """An optional id-sized query parameter under its wire name: 1 to 200 characters, as
+    every id is, so an empty one (which names no owner, queue or customer) is refused with
+    400 rather than read as a filter that no task or every task passes. (Nesting one
+    Annotated alias in another would lose the name: Litestar keeps only the inner
+    Parameter.)"""
+    return QueryParameter(name=query, min_length=1, max_length=200)
 
 
 def database_of(request: Request[Any, Any, State]) -> Database:
@@ -257,8 +260,10 @@ class TaskController(Controller):
         caller: NamedDependency[Caller],
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
-        """Counts of the tenant's tasks (or one owner's): all of them, overdue, due today,
-        completed this week (UTC, from Monday) and in progress."""
+        """Counts of the tenant's live tasks (or one owner's): all of them, `overdue` (open,
+        that is neither completed nor deferred, and due before now), `dueToday` (open and due
+        within today, UTC), `completedThisWeek` (completed now, their completion on or after
+        Monday 00:00 UTC) and `inProgress`. An empty `ownerId` names no owner: 400."""
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             counts = await figures.task_stats(
                 conn, caller.principal.tenant_id, clock.now(), owner_id
@@ -286,11 +291,13 @@ class TaskController(Controller):
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
         """Totals, the distribution by status and priority, the average time to complete
-        (hours) and each agent's tasks and completions, over the tasks created between
+        and each agent's tasks and completions, over the live tasks created between
         `startDate` and `endDate` (a date alone covers the whole day), optionally one
-        owner's."""
-        created_from = parse_time("startDate", start_date)
-        created_before = end_of_period("endDate", end_date)
+        owner's. `avgCompletionTime` is in hours, from creation to completion, rounded to two
+        decimals or to three significant digits where that is finer, so an average above
+        zero is never shown as 0 (12 seconds: 0.00333); null when none is completed. A
+        `startDate` after `endDate` is refused (400)."""
+        created_from, created_before = creation_period(start_date, end_date)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             totals = await figures.task_analytics(
                 conn,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request
 
 from app.http.errors import describe_decode_error, validation_error
 from app.http.json_document import check_document
+from app.published_events import AuditEvent
 from domain.task import Task
-from projections.log import RecordedEvent
 
 T = TypeVar("T")
 
@@ -65,40 +64,24 @@ class AgentPerformance(msgspec.Struct, rename="camel"):
     completed: int
 
 
+AverageHours = Annotated[
+    float,
+    msgspec.Meta(
+        description="Mean hours from creation to completion of the completed tasks counted, "
+        "rounded to two decimals or to three significant digits where that is finer (12 "
+        "seconds: 0.00333), so an average above zero is never 0; null when none is completed."
+    ),
+]
+
+
 class TaskAnalytics(msgspec.Struct, rename="camel"):
     total_tasks: int
     completed_tasks: int
     overdue_tasks: int
-    avg_completion_time: float | None
+    avg_completion_time: AverageHours | None
     status_distribution: dict[str, int]
     priority_distribution: dict[str, int]
     agent_performance: list[AgentPerformance]
-
-
-class AuditEvent(msgspec.Struct, rename="camel"):
-    task_id: str
-    type: str
-    version: int
-    position: int
-    recorded_at: datetime
-    actor: str | None
-    request_id: str | None
-    data: dict[str, Any]
-
-    @classmethod
-    def of(cls, event: RecordedEvent) -> AuditEvent:
-        metadata = event.metadata
-        return cls(
-            task_id=event.stream_id,
-            type=event.type,
-            version=event.version,
-            position=event.position,
-            recorded_at=event.recorded_at,
-            actor=metadata.get("actor"),
-            request_id=metadata.get("requestId"),
-            # The type is the event's own field; its payload's copy of it would say it twice.
-            data={key: value for key, value in event.current_data().items() if key != "type"},
-        )
 
 
 class EventPage(msgspec.Struct):

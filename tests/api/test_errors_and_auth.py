@@ -193,7 +193,7 @@ async def test_the_request_id_is_recorded_in_the_events_it_causes(tasks: TaskApi
 
     events = await tasks.events(task_id)
 
-    assert [event["requestId"] for event in events] == [
+    assert [event["metadata"]["requestId"] for event in events] == [
         "req-create",
         completed.headers["x-request-id"],
     ]
@@ -206,4 +206,4 @@ async def test_the_actor_of_an_event_is_the_api_key_that_caused_it(
 
     events = await tasks.events(task["_id"])
 
-    assert events[0]["actor"] == tenant.key_id
+    assert events[0]["metadata"]["actor"] == tenant.key_id

@@ -323,9 +323,9 @@ async def test_the_history_lists_every_event_oldest_first(tasks: TaskApi, tenant
     recorded = [moment(event["recordedAt"]) for event in events]
     assert recorded == sorted(recorded)
     for event in events:
-        assert {"type", "version", "position", "recordedAt", "actor", "data"} <= set(event)
+        assert {"type", "version", "position", "recordedAt", "metadata", "data"} <= set(event)
         assert re.fullmatch(RFC3339_UTC, event["recordedAt"])
-        assert event["actor"] == tenant.key_id
+        assert event["metadata"]["actor"] == tenant.key_id
         assert "type" not in event["data"], "the type is said once, beside the data"
     assert events[0]["data"]["task"]["title"] == "Audited"
 

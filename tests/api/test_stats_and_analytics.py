@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from projections import figures
 from projections.registry import ROLLUPS
 from projections.runner import catch_up
-from tests.api.task_api import TaskApi, now, timestamp
+from tests.api.task_api import TaskApi, moment, now, timestamp
 from tests.integration.projection_support import caught_up, wait_until
 
 STATS_FIELDS = {"total", "overdue", "dueToday", "completedThisWeek", "inProgress"}
@@ -221,16 +221,35 @@ async def test_analytics_count_tasks_by_status_priority_and_agent(tasks: TaskApi
     ]
 
 
-async def test_average_completion_time_is_in_hours_with_two_decimals(tasks: TaskApi) -> None:
+async def test_a_short_average_completion_time_is_in_hours_and_never_zero(
+    tasks: TaskApi,
+) -> None:
     task = await tasks.create()
-    await tasks.act(task["_id"], "complete")
+    await asyncio.sleep(0.05)
+    completed = (await tasks.act(task["_id"], "complete"))["task"]
     await tasks.create()
 
     average = (await analytics(tasks))["avgCompletionTime"]
 
-    # Completed within moments of its creation.
-    assert isinstance(average, int | float)
-    assert average == round(average, 2) == 0
+    took = moment(completed["completedAt"]) - moment(completed["created_at"])
+    hours = took.total_seconds() / 3600
+    assert 0 < average == float(f"{hours:.3g}")
+
+
+@pytest.mark.parametrize(
+    ("total_ms", "tasks", "shown"),
+    [
+        (12_000, 1, 0.00333),
+        (45 * 3_600_000, 10, 4.5),
+        (4_444_444_444, 1, 1234.57),
+        (1, 1_000_000, 2.78e-13),
+        (0, 3, 0.0),
+    ],
+)
+def test_an_average_is_rounded_to_two_decimals_or_three_significant_digits(
+    total_ms: int, tasks: int, shown: float
+) -> None:
+    assert figures.average_hours(total_ms, tasks) == shown
 
 
 async def test_analytics_follow_reopenings(tasks: TaskApi) -> None:
@@ -317,6 +336,56 @@ async def test_a_period_of_date_times_bounds_the_creation_time(tasks: TaskApi) -
     assert within["agentPerformance"] == [
         {"agentId": "agent_a", "agentName": None, "total": 1, "completed": 0}
     ]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-04-02", "2026-04-01"),
+        ("2026-04-01T12:00:00Z", "2026-04-01T11:59:59Z"),
+        ("2026-04-02T00:00:00Z", "2026-04-01"),
+    ],
+)
+async def test_a_period_that_starts_after_it_ends_is_refused_naming_both_dates(
+    tasks: TaskApi, start: str, end: str
+) -> None:
+    response = await tasks.call(
+        "GET", "/v1/tasks/analytics", params={"startDate": start, "endDate": end}
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    [detail] = error["details"]
+    assert "startDate" in detail and "endDate" in detail
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-04-01", "2026-04-01"),
+        ("2026-04-01T23:59:59Z", "2026-04-01"),
+        ("2026-04-01T12:00:00Z", "2026-04-01T12:00:00Z"),
+    ],
+)
+async def test_a_period_that_ends_where_it_starts_is_answered(
+    tasks: TaskApi, start: str, end: str
+) -> None:
+    figures = await analytics(tasks, startDate=start, endDate=end)
+
+    assert figures["totalTasks"] == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/tasks/stats", "/v1/tasks/analytics"])
+async def test_an_empty_owner_id_names_no_owner_and_is_refused(tasks: TaskApi, path: str) -> None:
+    await tasks.create(dueDate=today_at(0, 0, days=-1))
+
+    response = await tasks.call("GET", path, params={"ownerId": ""})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    assert any(detail.startswith("ownerId") for detail in error["details"]), error
 
 
 @pytest.mark.parametrize("param", ["startDate", "endDate"])

@@ -137,6 +137,18 @@ async def caught_up(engine: AsyncEngine, projection: str = ROLLUPS.name) -> bool
     return await checkpoint(engine, projection) >= await head(engine)
 
 
+async def apply_rollups(engine: AsyncEngine) -> None:
+    """Bring the rollups up to the log's head. A catch-up stops at the oldest transaction
+    in flight anywhere in the cluster, which other databases' writers may hold open: try
+    until nothing is left behind."""
+
+    async def applied() -> bool:
+        await runner.catch_up(engine, ROLLUPS)
+        return await caught_up(engine)
+
+    await wait_until(applied)
+
+
 async def lock_holders(engine: AsyncEngine, projection: str) -> list[int]:
     """The backends holding a projection's advisory lock."""
     async with engine.connect() as conn:

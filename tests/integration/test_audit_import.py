@@ -171,6 +171,21 @@ async def test_an_imported_log_gives_the_same_task_views_and_events(
     assert (name, keys) == ("Moving Co", 0)
 
 
+async def test_an_export_whose_payloads_carry_their_type_imports_the_same_events(
+    exported: Export, engine: AsyncEngine, target: AsyncEngine, target_url: str
+) -> None:
+    # Exports made before an event said its type once carried it in the payload too.
+    older = [json.loads(line) for line in exported.lines()]
+    for event in older:
+        assert "type" not in event["data"]
+        event["data"] = {"type": event["type"], **event["data"]}
+    lines = b"".join(json.dumps(event).encode() + b"\n" for event in older)
+
+    assert (await import_into(target_url, "-", stdin=lines)).exit_code == 0
+
+    assert await logged(target, exported.tenant_id) == await logged(engine, exported.tenant_id)
+
+
 async def test_the_imported_events_get_new_positions_and_transaction_ids(
     exported: Export, target: AsyncEngine, target_url: str
 ) -> None:

@@ -114,6 +114,29 @@ async def test_a_tenant_transaction_cannot_touch_what_only_the_runner_writes(
             await conn.execute(sa.text("DELETE FROM task_totals"))
 
 
+async def test_a_tenant_transaction_cannot_choose_an_events_place_in_commit_order(
+    engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
+) -> None:
+    first, _ = two_tenants
+    tenant_id = first.principal.tenant_id
+    event = (
+        "INSERT INTO events (tenant_id, stream_id, stream_version, event_type, data, "
+        "metadata, recorded_at{}) VALUES (:tenant, '6b0000000000000000000009', 1, "
+        '\'TASK_DELETED\', \'{{"type": "TASK_DELETED", "title": "x"}}\', \'{{}}\', now(){})'
+    )
+    # An event below the projections' checkpoints would be skipped by every reader for good.
+    async with tenant_connection(engine, tenant_id) as conn:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await conn.execute(
+                sa.text(event.format(", transaction_id", ", '1'::xid8")), {"tenant": tenant_id}
+            )
+    with pytest.raises(Undone):
+        async with tenant_connection(engine, tenant_id) as conn:
+            appended = await conn.execute(sa.text(event.format("", "")), {"tenant": tenant_id})
+            assert appended.rowcount == 1
+            raise Undone
+
+
 async def test_without_a_tenant_set_the_role_sees_nothing(
     engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller]
 ) -> None:
