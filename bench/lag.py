@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app import service
-from app.database import create_engine
+from app.database import Database, open_database
 from app.service import Caller
 from app.tenants import Principal
 from domain.commands import CreateTask
@@ -43,7 +43,13 @@ class LagResult:
 
 
 async def projection_lag(database_url: str, tenant_id: str, rate: int, seconds: float) -> LagResult:
-    engine = create_engine(database_url, pool_size=CONNECTIONS)
+    async with open_database(database_url, pool_size=CONNECTIONS) as db:
+        return await _lag(db, database_url, tenant_id, rate, seconds)
+
+
+async def _lag(
+    db: Database, database_url: str, tenant_id: str, rate: int, seconds: float
+) -> LagResult:
     caller = Caller(Principal(tenant_id, "bench-lag"), "bench-lag")
     latencies: list[float] = []
     # Task id -> when its command returned, in the clock the poller reads (time.time()).
@@ -55,7 +61,7 @@ async def projection_lag(database_url: str, tenant_id: str, rate: int, seconds: 
         nonlocal failed
         body = CreateTask(title=f"Lag probe {number}", owner_id=f"agent_{number % 50:03d}")
         try:
-            created = await service.create_task(engine, caller, body)
+            created = await service.create_task(db, caller, body)
         except Exception:
             failed += 1
         else:
@@ -81,12 +87,9 @@ async def projection_lag(database_url: str, tenant_id: str, rate: int, seconds: 
 
     poller = asyncio.create_task(_poll_lags(database_url, tenant_id, sending_done))
     started = time.monotonic()
-    try:
-        total = await schedule()
-        sent_for = time.monotonic() - started
-        seen = await poller
-    finally:
-        await engine.dispose()
+    total = await schedule()
+    sent_for = time.monotonic() - started
+    seen = await poller
     lags = [max(0.0, passed_at - returned[task]) for task, _, passed_at in seen if task in returned]
     from_recorded = [max(0.0, passed_at - recorded_at) for _, recorded_at, passed_at in seen]
     return LagResult(
