@@ -46,6 +46,7 @@ from projections.registry import PROJECTORS
 T = TypeVar("T")
 
 APP_FACTORY = "app.http.app:create_app"
+WORKER_HEALTHCHECK_SECONDS = 30
 DEMO_TENANT = "demo"
 UNDEFINED_TABLE = "42P01"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -116,6 +117,9 @@ def serve(host: str, port: int, workers: int) -> None:
                 # On SIGTERM or SIGINT: stop accepting, let requests in flight finish within
                 # this bound, then shut the app down (its runners stop at a batch boundary).
                 timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+                # A worker still importing the app on a busy host is not a hung one: uvicorn's
+                # default of 5 s had busy hosts killing workers before they ever served.
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
 
 

@@ -13,6 +13,7 @@ from asyncpg.exceptions import (
     OperatorInterventionError,
     PostgresConnectionError,
     PostgresError,
+    TooManyConnectionsError,
 )
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -277,6 +278,8 @@ _UNAVAILABLE = (
     PostgresConnectionError,
     InterfaceError,
     InternalClientError,
+    # The server has no connection to spare (max_connections): a passing condition too.
+    TooManyConnectionsError,
     # Among them the cancelled statement (a statement_timeout) and the server shutting down.
     OperatorInterventionError,
 )

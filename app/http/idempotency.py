@@ -1,16 +1,16 @@
-"""The Idempotency-Key header: a command's request names its key, and its answer, first or
-replayed, goes back as a response (app/idempotency.py records and replays it)."""
+"""The Idempotency-Key header: a command's request names its key (app/idempotency.py records
+its answer and replays it; a replayed answer says so in Idempotent-Replayed)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Request
 
 from app.http.errors import validation_error
 from app.http.headers import header
-from app.idempotency import KEY_MAX, Answer, IdempotentRequest
+from app.idempotency import KEY_MAX, IdempotentRequest
 
 HEADER = "idempotency-key"
 _HEADER = HEADER.encode()
@@ -27,12 +27,3 @@ def requested(
         raise validation_error([f"Idempotency-Key: must be 1 to {KEY_MAX} characters"])
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).digest()
     return IdempotentRequest(tenant_id, key, digest)
-
-
-def response_of(answer: Answer) -> Response[bytes]:
-    headers = {} if answer.etag is None else {"ETag": answer.etag}
-    if answer.replayed:
-        headers[REPLAYED_HEADER] = "true"
-    return Response(
-        answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
-    )

@@ -8,16 +8,18 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import msgspec
-from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
-from litestar.response.base import ASGIResponse
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from litestar.types import ASGIApp
 
 from app import clock, idempotency, ids, service
 from app.database import Database
 from app.http import etags, examples, wire
 from app.http import idempotency as http_idempotency
+from app.http.answered import Answered
 from app.http.auth import authenticated_caller
 from app.http.errors import (
     CREATE_ERRORS,
@@ -116,7 +118,7 @@ async def _respond(
     command: idempotency.Command,
     render: Callable[[service.CommandResult], msgspec.Struct],
     status_code: int = 200,
-) -> Response[Any]:
+) -> ASGIApp:
     """Run a command and answer it, replaying the recorded answer to an idempotent retry."""
     retry = http_idempotency.requested(request, caller.principal.tenant_id, await request.body())
 
@@ -124,9 +126,7 @@ async def _respond(
         tag = None if result.task is None else etags.etag(result.version)
         return idempotency.Answer(status_code, msgspec.json.encode(render(result)), tag)
 
-    return http_idempotency.response_of(
-        await idempotency.answer_once(database_of(request), retry, command, answer)
-    )
+    return Answered(await idempotency.answer_once(database_of(request), retry, command, answer))
 
 
 def _task_of(result: service.CommandResult) -> Task:
@@ -153,7 +153,7 @@ class TaskController(Controller):
     )
     async def create(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
-    ) -> Response[TaskResult]:
+    ) -> ASGIApp:
         """Create a task from the fields given; only `title` is required. It starts
         `not_started` with `normal` priority unless told otherwise, and is claimed by its
         owner, queued in its queue, or unassigned. Answered 201 with the task and its version
@@ -324,7 +324,7 @@ class TaskController(Controller):
         as_of: Annotated[
             str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
         ] = None,
-    ) -> ASGIResponse:
+    ) -> ASGIApp:
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With
         `asOf`, the task as it stood at that time, replayed from its history. A deleted task,
         or another tenant's, is not found (404)."""
@@ -341,12 +341,10 @@ class TaskController(Controller):
         if found is None:
             raise task_not_found()
         task, version = found
-        headers = [(b"etag", etags.etag(version).encode())]
+        tag = etags.etag(version)
         if etags.not_modified(request, version):
-            return ASGIResponse(status_code=304, encoded_headers=headers)
-        return ASGIResponse(
-            body=msgspec.json.encode(task), media_type=MediaType.JSON, encoded_headers=headers
-        )
+            return Answered(idempotency.Answer(HTTP_304_NOT_MODIFIED, b"", tag))
+        return Answered(idempotency.Answer(HTTP_200_OK, msgspec.json.encode(task), tag))
 
     @get(
         "/{task_id:str}/events",
@@ -374,7 +372,7 @@ class TaskController(Controller):
     )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[TaskResult]:
+    ) -> ASGIApp:
         """Set the fields given; those left out keep their values, and objects given
         (`metadata`, `autoComplete`, ...) replace the task's whole. A new `ownerId`
         reassigns the task and `status` `completed` completes it. With `If-Match`, refused
@@ -392,7 +390,7 @@ class TaskController(Controller):
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[TaskResult]:
+    ) -> ASGIApp:
         """As PUT, except that `metadata`, `autoComplete` and `agentReminders` merge into the
         task's key by key, a null value removing its key (RFC 7396)."""
         changes = await decode_body(request, TaskChanges)
@@ -411,7 +409,7 @@ class TaskController(Controller):
     )
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[TaskResult]:
+    ) -> ASGIApp:
         """Complete the task with an outcome (`resolved` by default) and optional notes. A task
         already completed, or deferred, cannot be completed (400)."""
         command = await decode_body(request, CompleteTask)
@@ -428,7 +426,7 @@ class TaskController(Controller):
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[SnoozeResult]:
+    ) -> ASGIApp:
         """Postpone the task to `newDueDate`, which must be in the future, and count the
         snooze; with `adjustReminders` (the default) its reminders move by as much. A
         completed task cannot be snoozed (400)."""
@@ -452,7 +450,7 @@ class TaskController(Controller):
     )
     async def reassign(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[TaskResult]:
+    ) -> ASGIApp:
         """Give the task to another agent, who claims it."""
         command = await decode_body(request, ReassignTask)
         act = _on_task(request, caller, task_id, command)
@@ -467,7 +465,7 @@ class TaskController(Controller):
     )
     async def remove(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> Response[Confirmation]:
+    ) -> ASGIApp:
         """Delete the task: it leaves every list and read (404 from now on), while its
         history stays readable at /v1/tasks/{task_id}/events."""
         act = _on_task(request, caller, task_id, DeleteTask())

@@ -24,7 +24,7 @@ log = logging.getLogger("tasks_api.append_notices")
 # One round trip: the statements of one simple query are one transaction. The notice carries
 # nothing worth waiting for a flush of.
 _NOTICE = f"SET LOCAL synchronous_commit = off; SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
-NOTICE_INTERVAL_SECONDS = 0.005
+NOTICE_INTERVAL_SECONDS = 0.02
 
 
 class AppendNotices:
