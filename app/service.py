@@ -5,7 +5,7 @@ so no update is lost."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,10 +84,11 @@ async def run(
     caller: Caller,
     task_id: str,
     command: TaskCommand,
-    if_match: int | None = None,
+    if_match: Collection[int] | None = None,
     before_commit: BeforeCommit | None = None,
 ) -> CommandResult:
-    """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
+    """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise.
+    With `if_match`, only while the task's version is one of those it names."""
     for attempt in range(MAX_ATTEMPTS):
         if attempt > 0:
             metrics.COMMAND_RETRIES.inc()
@@ -104,7 +105,7 @@ async def _attempt(
     caller: Caller,
     task_id: str,
     command: TaskCommand,
-    if_match: int | None,
+    if_match: Collection[int] | None,
     before_commit: BeforeCommit | None,
 ) -> CommandResult:
     # Holding the task's stream lock, the command reads the task as the last one left it.
@@ -114,7 +115,7 @@ async def _attempt(
         if current is None:
             raise TaskNotFound(task_id)
         task, version = current
-        if if_match is not None and if_match != version:
+        if if_match is not None and version not in if_match:
             raise StaleVersion(version)
         now = clock.now()
         new_events = rules.decide(command, task, now)

@@ -107,7 +107,7 @@ def _on_task(
                 caller,
                 task_id,
                 command,
-                etags.expected_version(request),
+                etags.expected_versions(request),
                 before_commit,
             )
         except service.TaskNotFound:
