@@ -21,13 +21,14 @@ from domain.task import (
     Status,
     TitleType,
     as_utc,
-    auto_complete_time,
 )
 
 TITLE_MAX = 500
 OBJECT_KEYS_MAX = 50
 METADATA_VALUE_MAX = 1000
 
+# A time a client gives names an instant: RFC 3339 requires its offset from UTC.
+Instant = Annotated[datetime, Meta(tz=True)]
 Description = Annotated[str, Meta(max_length=5000)]
 CompletionNotes = Annotated[str, Meta(max_length=2000)]
 Tag = Annotated[str, Meta(min_length=1, max_length=50)]
@@ -48,7 +49,7 @@ class TaskChanges(Command):
     description: Description | UnsetType | None = UNSET
     status: Status | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    due_date: datetime | UnsetType | None = UNSET
+    due_date: Instant | UnsetType | None = UNSET
     owner_id: Id | UnsetType | None = UNSET
     owner_name: Name | UnsetType | None = UNSET
     queue_id: Id | UnsetType | None = UNSET
@@ -73,8 +74,8 @@ class TaskChanges(Command):
                 raise ValueError(f"title must be 1 to {TITLE_MAX} characters after trimming")
         if isinstance(self.metadata, dict) and (problem := metadata_value_problem(self.metadata)):
             raise ValueError(problem)
-        if isinstance(self.auto_complete, dict):
-            auto_complete_time(self.auto_complete)
+        if isinstance(self.auto_complete, dict) and self.auto_complete.get("at") is not None:
+            parse_instant(self.auto_complete["at"], "autoComplete.at")
 
     def provided(self) -> dict[str, Any]:
         """The fields the client sent, by wire name."""
@@ -102,7 +103,7 @@ class CompleteTask(Command):
 
 
 class SnoozeTask(Command):
-    new_due_date: datetime
+    new_due_date: Instant
     adjust_reminders: bool = True
 
     def __post_init__(self) -> None:
@@ -127,3 +128,16 @@ def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
         if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
             return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
     return None
+
+
+def parse_instant(value: Any, name: str) -> datetime:
+    """An RFC 3339 date-time as UTC. Raises ValueError naming `name` when `value` is none,
+    lacks its offset (a local time names no instant: 2035-01-15T09:00:00 is refused, not taken
+    as UTC) or lies outside the calendar the API keeps."""
+    try:
+        moment = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        raise ValueError(f"{name} must be an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must give its offset from UTC (Z or +hh:mm)")
+    return as_utc(moment, name)

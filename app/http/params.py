@@ -10,31 +10,22 @@ import msgspec
 
 from app.http.errors import validation_error
 from app.http.wire import TaskPage
-from domain.commands import as_utc
+from domain.commands import as_utc, parse_instant
 from domain.task import Task
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 time (UTC when it has no offset) or a bare date (its first instant)."""
+    """An RFC 3339 date-time, with its offset, or a bare date (its first instant, UTC)."""
     if value is None:
         return None
-    moment = _moment(value)
-    if moment is None:
-        raise validation_error([f"{name}: expected an RFC 3339 date-time or date"])
     try:
-        return as_utc(moment, name)
-    except ValueError as out_of_range:
-        raise validation_error([str(out_of_range)]) from None
-
-
-def _moment(value: str) -> datetime | None:
-    for kind in (datetime, date):
-        try:
-            parsed = msgspec.convert(value, kind)
-        except msgspec.ValidationError:
-            continue
-        return parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time())
-    return None
+        day = msgspec.convert(value, date)
+    except msgspec.ValidationError:
+        day = None
+    try:
+        return as_utc(datetime.combine(day, time()), name) if day else parse_instant(value, name)
+    except ValueError as problem:
+        raise validation_error([str(problem)]) from None
 
 
 def end_of_period(name: str, value: str | None) -> datetime | None:

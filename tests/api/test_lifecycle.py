@@ -138,12 +138,16 @@ async def test_snoozing_is_recorded_as_task_snoozed(tasks: TaskApi) -> None:
     assert event["data"]["snoozeCount"] == 1
 
 
-async def test_a_snooze_time_without_an_offset_is_utc(tasks: TaskApi) -> None:
+async def test_a_snooze_time_without_an_offset_is_refused(tasks: TaskApi) -> None:
     task = await tasks.create()
 
-    body = await tasks.act(task["_id"], "snooze", {"newDueDate": "2030-04-16T10:00:00"})
+    response = await tasks.call(
+        "POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": "2030-04-16T10:00:00"}
+    )
 
-    assert body["task"]["dueDate"] == "2030-04-16T10:00:00Z"
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0].startswith("newDueDate:")
+    assert await tasks.get(task["_id"]) == task
 
 
 async def test_snoozing_into_the_past_is_rejected(tasks: TaskApi) -> None:

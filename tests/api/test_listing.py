@@ -164,11 +164,34 @@ async def test_due_before_and_due_after_bound_the_due_date(tasks: TaskApi) -> No
     assert await tasks.titles(dueAfter="2030-01-15T00:00:00Z", dueBefore="2030-02-15") == ["02"]
 
 
-async def test_a_due_bound_without_an_offset_is_utc(tasks: TaskApi) -> None:
+async def test_a_due_bound_is_read_in_its_offset(tasks: TaskApi) -> None:
     await tasks.create(title="ten", dueDate="2030-01-01T10:00:00Z")
 
-    assert await tasks.titles(dueBefore="2030-01-01T10:30:00") == ["ten"]
+    assert await tasks.titles(dueBefore="2030-01-01T10:30:00Z") == ["ten"]
     assert await tasks.titles(dueBefore="2030-01-01T10:30:00+01:00") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/v1/tasks", "dueBefore", "2030-01-01T10:30:00"),
+        ("/v1/tasks", "dueAfter", "2030-01-01T10:30:00.250"),
+        ("/v1/tasks/{task_id}", "asOf", "2030-01-01T10:30:00"),
+        ("/v1/tasks/analytics", "startDate", "2030-01-01T00:00:00"),
+        ("/v1/tasks/analytics", "endDate", "2030-01-31T23:59:59.5"),
+    ],
+)
+async def test_a_time_without_an_offset_is_refused_naming_the_parameter(
+    tasks: TaskApi, path: str, name: str, value: str
+) -> None:
+    task = await tasks.create()
+
+    response = await tasks.call("GET", path.format(task_id=task["_id"]), params={name: value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == [
+        f"{name} must give its offset from UTC (Z or +hh:mm)"
+    ]
 
 
 async def test_overdue_lists_open_tasks_due_before_now(tasks: TaskApi) -> None:

@@ -251,11 +251,8 @@ class TestUnknownAndReadOnlyFields:
 
 
 class TestTimes:
-    def test_a_due_date_without_an_offset_is_taken_as_utc(self) -> None:
-        command = decoded(TaskChanges, {"dueDate": "2025-06-01T12:30:00"})
-        assert command.due_date == datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
-        assert isinstance(command.due_date, datetime)
-        assert command.due_date.tzinfo is UTC
+    def test_a_due_date_without_an_offset_is_refused(self) -> None:
+        assert "dueDate" in refused(TaskChanges, {"dueDate": "2025-06-01T12:30:00"})
 
     def test_a_due_date_with_an_offset_is_converted_to_utc(self) -> None:
         command = decoded(TaskChanges, {"dueDate": "2025-06-01T14:30:00+02:00"})
@@ -266,10 +263,12 @@ class TestTimes:
     def test_a_due_date_can_be_cleared_with_null(self) -> None:
         assert decoded(TaskChanges, {"dueDate": None}).provided() == {"dueDate": None}
 
-    def test_a_snooze_time_without_an_offset_is_taken_as_utc(self) -> None:
-        command = decoded(SnoozeTask, {"newDueDate": "2030-01-01T08:00:00"})
-        assert command.new_due_date == datetime(2030, 1, 1, 8, tzinfo=UTC)
-        assert command.new_due_date.tzinfo is UTC
+    def test_a_snooze_time_without_an_offset_is_refused(self) -> None:
+        assert "newDueDate" in refused(SnoozeTask, {"newDueDate": "2030-01-01T08:00:00"})
+
+    def test_an_auto_complete_time_without_an_offset_is_refused(self) -> None:
+        body = {"autoComplete": {"at": "2030-01-01T08:00:00"}}
+        assert "autoComplete.at" in refused(TaskChanges, body)
 
     def test_a_snooze_time_with_an_offset_is_converted_to_utc(self) -> None:
         command = decoded(SnoozeTask, {"newDueDate": "2030-01-01T08:00:00-05:00"})
