@@ -123,9 +123,13 @@ TaskCommand = UpdateTask | CompleteTask | SnoozeTask | ReassignTask | DeleteTask
 
 
 def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
-    """Why a metadata value breaks the Input Constraints table, or None when none does."""
+    """Why a metadata value breaks the Input Constraints table, or None when none does: a
+    string is measured in characters, any other value by its compact JSON."""
     for key, value in metadata.items():
-        if len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
+        if isinstance(value, str):
+            if len(value) > METADATA_VALUE_MAX:
+                return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters"
+        elif len(msgspec.json.encode(value).decode()) > METADATA_VALUE_MAX:
             return f"metadata.{key} must be at most {METADATA_VALUE_MAX} characters as JSON"
     return None
 

@@ -142,23 +142,30 @@ class TestMetadataAndObjects:
     def test_fifty_one_metadata_keys_are_rejected(self) -> None:
         assert "metadata" in refused(TaskChanges, {"metadata": {f"k{n}": n for n in range(51)}})
 
-    def test_a_metadata_value_of_1000_characters_as_json_is_accepted(self) -> None:
-        value = "v" * 998  # 1000 characters with its quotes
+    def test_a_metadata_string_of_1000_characters_is_accepted(self) -> None:
+        value = "v" * 1000
         assert decoded(TaskChanges, {"metadata": {"note": value}}).metadata == {"note": value}
 
-    def test_a_metadata_value_over_1000_characters_as_json_is_rejected(self) -> None:
-        assert "metadata.note" in refused(TaskChanges, {"metadata": {"note": "v" * 999}})
+    def test_a_metadata_string_is_measured_in_characters_not_in_its_escapes(self) -> None:
+        value = '"' * 1000  # 2000 characters of JSON, escaped
+        assert decoded(TaskChanges, {"metadata": {"note": value}}).metadata == {"note": value}
+
+    def test_a_metadata_string_over_1000_characters_is_rejected(self) -> None:
+        assert "metadata.note" in refused(TaskChanges, {"metadata": {"note": "v" * 1001}})
+
+    def test_a_metadata_number_is_measured_as_json(self) -> None:
+        assert "metadata.big" in refused(TaskChanges, {"metadata": {"big": 10**1000}})
 
     def test_a_nested_metadata_value_is_measured_as_json(self) -> None:
         nested = {"items": ["x" * 100] * 10}  # each item 102 characters with its quotes
         assert "metadata.big" in refused(TaskChanges, {"metadata": {"big": nested}})
 
     def test_metadata_values_count_characters_not_bytes(self) -> None:
-        value = "é" * 998
+        value = "é" * 1000
         assert decoded(TaskChanges, {"metadata": {"note": value}}).metadata == {"note": value}
 
     def test_the_create_command_checks_metadata_values_too(self) -> None:
-        assert "metadata.note" in refused(CreateTask, create_body(metadata={"note": "v" * 999}))
+        assert "metadata.note" in refused(CreateTask, create_body(metadata={"note": "v" * 1001}))
 
     def test_metadata_must_be_an_object(self) -> None:
         assert "metadata" in refused(TaskChanges, {"metadata": ["a"]})
