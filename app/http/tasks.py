@@ -447,7 +447,7 @@ class TaskController(Controller):
     ) -> Response[TaskResult]:
         """Complete the task with an outcome (`resolved` by default) and optional notes. A task
         already completed, or deferred, cannot be completed (400)."""
-        command = await decode_body(request, CompleteTask)
+        command = await decode_body(request, CompleteTask, optional=True)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result(wire.COMPLETED))
 

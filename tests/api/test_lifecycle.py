@@ -46,6 +46,21 @@ async def test_completing_without_a_body_resolves_the_task(tasks: TaskApi) -> No
 
 
 @pytest.mark.parametrize(
+    "path", ["/v1/tasks", "/v1/tasks/{task_id}/snooze", "/v1/tasks/{task_id}/reassign"]
+)
+async def test_a_command_that_takes_a_body_is_refused_without_one(
+    tasks: TaskApi, path: str
+) -> None:
+    task = await tasks.create()
+
+    response = await tasks.call("POST", path.format(task_id=task["_id"]))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == ["body: required (a JSON object)"]
+    assert await tasks.event_types(task["_id"]) == ["TASK_CREATED"]
+
+
+@pytest.mark.parametrize(
     "outcome",
     ["resolved", "no_answer", "callback_scheduled", "escalated", "auto_completed", "other"],
 )
