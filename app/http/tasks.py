@@ -7,7 +7,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
+from litestar import (
+    HttpMethod,
+    MediaType,
+    Request,
+    Response,
+    delete,
+    get,
+    patch,
+    post,
+    put,
+    route,
+)
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
@@ -26,6 +37,7 @@ from app.http.errors import (
     task_not_found,
 )
 from app.http.openapi import request_body
+from app.http.options import OptionsFirst, allowed_methods
 from app.http.params import end_of_period, parse_choices, parse_time, task_page
 from app.http.wire import (
     AgentPerformance,
@@ -177,10 +189,15 @@ def _task_result(message: str) -> Callable[[service.CommandResult], TaskResult]:
     return lambda result: TaskResult(True, message, _task_of(result))
 
 
-class TaskController(Controller):
+class TaskController(OptionsFirst):
     path = "/v1/tasks"
     tags = ["Tasks"]
     dependencies = {"caller": Provide(authenticated_caller)}
+
+    @route(["", "/{task_id:str}"], http_method=HttpMethod.OPTIONS, include_in_schema=False)
+    async def options(self, request: Request[Any, Any, State]) -> Response[None]:
+        """The methods of the path, every one: see app.http.options."""
+        return allowed_methods(request)
 
     @post(
         "",
