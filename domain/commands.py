@@ -29,6 +29,9 @@ METADATA_VALUE_MAX = 1000
 
 # A time a client gives names an instant: RFC 3339 requires its offset from UTC.
 Instant = Annotated[datetime, Meta(tz=True)]
+# The years a client may write a time in. Its instant then lies a day within the calendar
+# (EARLIEST to LATEST, UTC), whatever its offset, and the rule reads on the time as written.
+FIRST_YEAR, LAST_YEAR = 2, 9998
 Description = Annotated[str, Meta(max_length=5000)]
 CompletionNotes = Annotated[str, Meta(max_length=2000)]
 Tag = Annotated[str, Meta(min_length=1, max_length=50)]
@@ -67,7 +70,7 @@ class TaskChanges(Command):
 
     def __post_init__(self) -> None:
         if isinstance(self.due_date, datetime):
-            self.due_date = as_utc(self.due_date, "dueDate")
+            self.due_date = in_calendar(self.due_date, "dueDate")
         if isinstance(self.title, str):
             self.title = self.title.strip()
             if not 1 <= len(self.title) <= TITLE_MAX:
@@ -107,7 +110,7 @@ class SnoozeTask(Command):
     adjust_reminders: bool = True
 
     def __post_init__(self) -> None:
-        self.new_due_date = as_utc(self.new_due_date, "newDueDate")
+        self.new_due_date = in_calendar(self.new_due_date, "newDueDate")
 
 
 class ReassignTask(Command):
@@ -144,4 +147,12 @@ def parse_instant(value: Any, name: str) -> datetime:
         raise ValueError(f"{name} must be an RFC 3339 date-time") from None
     if moment.tzinfo is None:
         raise ValueError(f"{name} must give its offset from UTC (Z or +hh:mm)")
+    return in_calendar(moment, name)
+
+
+def in_calendar(moment: datetime, name: str) -> datetime:
+    """`moment` as UTC. Raises ValueError naming `name` unless it is written in a year from
+    FIRST_YEAR to LAST_YEAR."""
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"{name} must fall in the years {FIRST_YEAR:04} to {LAST_YEAR}")
     return as_utc(moment, name)
