@@ -202,10 +202,17 @@ def on_validation_exception(
 
 
 def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
-    """Litestar names a parameter by its Python name; the client knows it by its query name."""
-    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    definition = parameter.kwarg_definition if parameter else None
-    return getattr(definition, "name", None) or key
+    """Litestar names a parameter by its Python name, the handler's or a dependency's; the
+    client knows it by its query name."""
+    handler = request.route_handler
+    signatures = [
+        handler.parsed_fn_signature,
+        *(dependency.parsed_fn_signature for dependency in handler.resolve_dependencies().values()),
+    ]
+    for signature in signatures:
+        if parameter := signature.parameters.get(key):
+            return getattr(parameter.kwarg_definition, "name", None) or key
+    return key
 
 
 def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any
 
 import msgspec
 from litestar import (
@@ -21,7 +22,7 @@ from litestar import (
 )
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
+from litestar.params import FromPath, PathParameter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, ids, service
@@ -38,7 +39,15 @@ from app.http.errors import (
 )
 from app.http.openapi import request_body
 from app.http.options import OptionsFirst, allowed_methods
-from app.http.params import end_of_period, parse_choices, parse_time, task_page
+from app.http.params import (
+    TASK_LISTING,
+    TaskListing,
+    end_of_period,
+    id_filter,
+    parse_time,
+    task_page,
+    time_parameter,
+)
 from app.http.wire import (
     AgentPerformance,
     AuditEvent,
@@ -64,23 +73,11 @@ from domain.commands import (
     UpdateTask,
 )
 from domain.errors import RuleViolation
-from domain.task import Priority, Status, Task
+from domain.task import Task
 from projections import figures, log, queries, task_view
 from projections.log import replay_at
 
 TaskId = Annotated[str, PathParameter(description="24 lowercase hex characters")]
-Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (max 100)")]
-SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
-SortDirection = Annotated[Literal["asc", "desc"], QueryParameter(name="sortDirection")]
-Statuses = Annotated[str | None, QueryParameter(description="Comma-separated statuses")]
-Priorities = Annotated[str | None, QueryParameter(description="Comma-separated priorities")]
-
-
-def id_filter(query: str) -> Any:
-    """An optional id-sized query parameter under its wire name. (Nesting one Annotated
-    alias in another would lose the name: Litestar keeps only the inner Parameter.)"""
-    return QueryParameter(name=query, max_length=200)
 
 
 def engine_of(request: Request[Any, Any, State]) -> AsyncEngine:
@@ -226,83 +223,51 @@ class TaskController(OptionsFirst):
         operation_id="listTasks",
         summary="List tasks with filtering and pagination",
         responses={**examples.PAGE, **ERRORS},
+        dependencies=TASK_LISTING,
     )
     async def list_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
-        page: Page = 1,
-        limit: Limit = 20,
-        sort: FromQuery[SortField] = "dueDate",
-        sort_direction: Annotated[
-            Literal["asc", "desc"], QueryParameter(name="sortDirection")
-        ] = "asc",
-        owner_id: Annotated[str | None, id_filter("ownerId")] = None,
+        listing: NamedDependency[TaskListing],
         queue_id: Annotated[str | None, id_filter("queueId")] = None,
-        status: Annotated[
-            str | None, QueryParameter(description="Comma-separated statuses")
-        ] = None,
-        priority: Annotated[
-            str | None, QueryParameter(description="Comma-separated priorities")
-        ] = None,
         related_customer_id: Annotated[str | None, id_filter("relatedCustomerId")] = None,
         linked_entity_type: Annotated[str | None, id_filter("linkedEntityType")] = None,
         linked_entity_id: Annotated[str | None, id_filter("linkedEntityId")] = None,
         linked_pipeline_id: Annotated[str | None, id_filter("linkedPipelineId")] = None,
-        due_before: Annotated[str | None, QueryParameter(name="dueBefore")] = None,
-        due_after: Annotated[str | None, QueryParameter(name="dueAfter")] = None,
-        overdue: FromQuery[bool] = False,
-        search: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> TaskPage:
         """A page of the tenant's tasks, deleted ones left out. Filters combine: `status` and
         `priority` take comma-separated values, `dueBefore`/`dueAfter` RFC 3339 times,
         `overdue=true` open tasks past their due date, `search` text found in the title or
         the description. Sorted by `sort` (`dueDate` by default, tasks without one last), `limit`
         per page up to 100; `total` and `totalPages` count every match."""
-        task_filter = queries.TaskFilter(
-            tenant_id=caller.principal.tenant_id,
-            now=clock.now(),
-            owner_id=owner_id,
+        criteria = replace(
+            listing.criteria,
             queue_id=queue_id,
-            statuses=parse_choices("status", status, Status),
-            priorities=parse_choices("priority", priority, Priority),
             related_customer_id=related_customer_id,
             linked_entity_type=linked_entity_type,
             linked_entity_id=linked_entity_id,
             linked_pipeline_id=linked_pipeline_id,
-            due_before=parse_time("dueBefore", due_before),
-            due_after=parse_time("dueAfter", due_after),
-            overdue=overdue,
-            search=search,
         )
-        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
-        return await _page(request, task_filter, order)
+        return await _page(request, criteria, listing.order)
 
     @get(
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
         summary="Get tasks for a specific customer",
-        responses={**examples.CUSTOMER_PAGE, **TASK_READ_ERRORS},
+        responses={**examples.CUSTOMER_PAGE, **ERRORS},
+        dependencies=TASK_LISTING,
     )
     async def customer_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
+        listing: NamedDependency[TaskListing],
         customer_id: FromPath[str],
-        page: Page = 1,
-        limit: Limit = 20,
-        sort: FromQuery[SortField] = "dueDate",
-        sort_direction: Annotated[
-            Literal["asc", "desc"], QueryParameter(name="sortDirection")
-        ] = "asc",
     ) -> TaskPage:
-        """A page of the tasks whose `relatedCustomerId` is the customer's, sorted and paged
-        as the task list is. A customer without tasks has an empty page."""
-        task_filter = queries.TaskFilter(
-            tenant_id=caller.principal.tenant_id, now=clock.now(), related_customer_id=customer_id
-        )
-        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
-        return await _page(request, task_filter, order)
+        """A page of the tasks whose `relatedCustomerId` is the customer's, filtered, sorted
+        and paged as the task list is (`status`, `priority`, `ownerId`, `dueBefore`,
+        `dueAfter`, `overdue`, `search`). A customer without tasks has an empty page."""
+        criteria = replace(listing.criteria, related_customer_id=customer_id)
+        return await _page(request, criteria, listing.order)
 
     @get(
         "/stats",
@@ -340,8 +305,10 @@ class TaskController(OptionsFirst):
         self,
         request: Request[Any, Any, State],
         caller: NamedDependency[Caller],
-        start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
-        end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
+        start_date: Annotated[str | None, time_parameter("startDate", "Tasks created from")] = None,
+        end_date: Annotated[
+            str | None, time_parameter("endDate", "Tasks created until (a date: its whole day)")
+        ] = None,
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
         """Totals, the distribution by status and priority, the average time to complete
@@ -374,7 +341,7 @@ class TaskController(OptionsFirst):
         caller: NamedDependency[Caller],
         task_id: TaskId,
         as_of: Annotated[
-            str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
+            str | None, time_parameter("asOf", "The task as it stood at this time")
         ] = None,
     ) -> Response[Task]:
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With

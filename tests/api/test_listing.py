@@ -76,15 +76,22 @@ async def test_an_invalid_page_or_order_is_rejected(
     [
         {"status": "done"},
         {"status": "in_progress,done"},
+        {"status": "in_progress, completed"},
+        {"status": "in_progress,"},
+        {"status": ""},
         {"priority": "critical"},
+        {"priority": "HIGH"},
         {"dueBefore": "soon"},
         {"dueAfter": "2030-13-01"},
         {"overdue": "maybe"},
         {"ownerId": "o" * 201},
     ],
 )
-async def test_an_invalid_filter_is_rejected(tasks: TaskApi, params: dict[str, Any]) -> None:
-    response = await tasks.call("GET", "/v1/tasks", params=params)
+@pytest.mark.parametrize("path", LISTS)
+async def test_an_invalid_filter_is_rejected(
+    tasks: TaskApi, path: str, params: dict[str, Any]
+) -> None:
+    response = await tasks.call("GET", path, params=params)
 
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -374,3 +381,32 @@ async def test_a_customer_without_tasks_has_an_empty_list(tasks: TaskApi) -> Non
     page = await tasks.list("/v1/tasks/customer/nobody")
 
     assert (page["tasks"], page["total"], page["totalPages"]) == ([], 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "in_progress,pending"}, ["due soon", "urgent one"]),
+        ({"priority": "urgent"}, ["urgent one"]),
+        ({"ownerId": "agent_1"}, ["due soon"]),
+        ({"dueBefore": "2030-01-15"}, ["due soon", "overdue"]),
+        ({"dueAfter": "2030-01-15T00:00:00+01:00"}, ["urgent one"]),
+        ({"search": "URGENT"}, ["urgent one"]),
+        ({"overdue": "true"}, ["overdue"]),
+    ],
+)
+async def test_customer_tasks_take_the_list_filters(
+    tasks: TaskApi, params: dict[str, Any], expected: list[str]
+) -> None:
+    customer = {"relatedCustomerId": "cust_1"}
+    soon, later = "2030-01-02T00:00:00Z", "2030-02-01T00:00:00Z"
+    await tasks.create(
+        title="due soon", status="in_progress", ownerId="agent_1", dueDate=soon, **customer
+    )
+    await tasks.create(
+        title="urgent one", status="pending", priority="urgent", dueDate=later, **customer
+    )
+    await tasks.create(title="overdue", dueDate=timestamp(now() - timedelta(days=1)), **customer)
+    await tasks.create(title="another customer's", status="pending", relatedCustomerId="cust_2")
+
+    assert await tasks.titles("/v1/tasks/customer/cust_1", sort="title", **params) == expected

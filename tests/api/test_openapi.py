@@ -38,8 +38,9 @@ BODIES = {
 }
 # Every operation can meet a bad request, a bad key, the rate limit and the database.
 EVERY_ERROR = {"400", "401", "429", "500", "503"}
-# What each operation can fail with besides: a task (or customer) its path names may not
-# exist; a command reads a body and may conflict; one on a task may find If-Match stale.
+# What each operation can fail with besides: a task its path names may not exist (an unknown
+# customer has an empty page); a command reads a body and may conflict; one on a task may find
+# If-Match stale.
 MORE_ERRORS = {
     "createTask": {"409", "413"},
     "listTasks": set(),
@@ -52,7 +53,7 @@ MORE_ERRORS = {
     "deleteTask": {"404", "409", "412", "413"},
     "getTaskStats": set(),
     "getTaskAnalytics": set(),
-    "listCustomerTasks": {"404"},
+    "listCustomerTasks": set(),
     "getTaskEvents": {"404"},
     "listEvents": set(),
 }
