@@ -32,12 +32,68 @@ Instant = Annotated[datetime, Meta(tz=True)]
 # The years a client may write a time in. Its instant then lies a day within the calendar
 # (EARLIEST to LATEST, UTC), whatever its offset, and the rule reads on the time as written.
 FIRST_YEAR, LAST_YEAR = 2, 9998
+YEARS_PATTERN = (
+    "^(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+)
+
+# What str.strip() takes off a title: the characters str.isspace() counts as whitespace.
+_BLANK = (
+    r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680"
+    r"\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# 1 to TITLE_MAX characters between any blanks, none of them NUL (which no body may hold).
+TITLE_PATTERN = (
+    rf"^[{_BLANK}]*[^{_BLANK}\u0000]"
+    rf"(?:[^\u0000]{{0,{TITLE_MAX - 2}}}[^{_BLANK}\u0000])?[{_BLANK}]*$"
+)
+Title = Annotated[
+    str,
+    Meta(
+        description=f"Trimmed of surrounding whitespace, then 1 to {TITLE_MAX} characters",
+        extra_json_schema={"pattern": TITLE_PATTERN},
+    ),
+]
 Description = Annotated[str, Meta(max_length=5000)]
 CompletionNotes = Annotated[str, Meta(max_length=2000)]
 Tag = Annotated[str, Meta(min_length=1, max_length=50)]
 Tags = Annotated[list[Tag], Meta(max_length=20)]
 Collaborators = Annotated[list[Id], Meta(max_length=100)]
 JsonObject = Annotated[dict[str, Any], Meta(max_length=OBJECT_KEYS_MAX)]
+Metadata = Annotated[
+    dict[str, Any],
+    Meta(
+        max_length=OBJECT_KEYS_MAX,
+        description=(
+            f"Up to {OBJECT_KEYS_MAX} keys. A string value is at most {METADATA_VALUE_MAX}"
+            f" characters; any other value at most {METADATA_VALUE_MAX} characters as compact"
+            " JSON"
+        ),
+        extra_json_schema={
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": METADATA_VALUE_MAX},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                    {"type": "array"},
+                    {"type": "object"},
+                ]
+            }
+        },
+    ),
+]
+AutoComplete = Annotated[
+    dict[str, Any],
+    Meta(
+        max_length=OBJECT_KEYS_MAX,
+        description="`at`, when given, is the time the task completes itself",
+        extra_json_schema={
+            "properties": {
+                "at": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
+            }
+        },
+    ),
+]
 
 
 class Command(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -47,7 +103,7 @@ class Command(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_field
 class TaskChanges(Command):
     """Fields a client may set; a field left out is left as it is."""
 
-    title: str | UnsetType = UNSET
+    title: Title | UnsetType = UNSET
     title_type: TitleType | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
     status: Status | UnsetType = UNSET
@@ -61,9 +117,9 @@ class TaskChanges(Command):
     related_conversation_id: Id | UnsetType | None = UNSET
     collaborator_ids: Collaborators | UnsetType | None = UNSET
     tags: Tags | UnsetType | None = UNSET
-    metadata: JsonObject | UnsetType | None = UNSET
+    metadata: Metadata | UnsetType | None = UNSET
     linked_entity: LinkedEntity | UnsetType | None = UNSET
-    auto_complete: JsonObject | UnsetType | None = UNSET
+    auto_complete: AutoComplete | UnsetType | None = UNSET
     agent_reminders: JsonObject | UnsetType | None = UNSET
     outcome: Outcome | UnsetType | None = UNSET
     completion_notes: CompletionNotes | UnsetType | None = UNSET
@@ -89,7 +145,7 @@ class TaskChanges(Command):
 
 
 class CreateTask(TaskChanges):
-    title: str
+    title: Title
 
 
 class UpdateTask(msgspec.Struct, frozen=True):

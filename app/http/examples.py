@@ -4,12 +4,14 @@ reference's one task, so that each example has every field its schema has."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.openapi.spec.base import BaseSchemaObject
 
 from app.http import wire
 from domain.task import ClaimStatus, Outcome, Priority, Status, Task, TitleType
@@ -70,6 +72,17 @@ def _changed(**fields: Any) -> Task:
     return msgspec.structs.replace(TASK, updated_at=CHANGED_AT, **fields)
 
 
+@dataclass
+class Verbatim(BaseSchemaObject):
+    """An example's value as the API writes it, its nulls included: Litestar's document leaves
+    out a dict's None values, and with them fields the schema requires."""
+
+    value: Any
+
+    def to_schema(self) -> Any:  # type: ignore[override]
+        return self.value
+
+
 def answer(
     status: int, description: str, example: Any, shape: Any = None
 ) -> dict[int, ResponseSpec]:
@@ -79,7 +92,7 @@ def answer(
             shape or type(example),
             description=description,
             generate_examples=False,
-            examples=[Example(summary=description, value=msgspec.to_builtins(example))],
+            examples=[Example(summary=description, value=Verbatim(msgspec.to_builtins(example)))],
         )
     }
 

@@ -61,7 +61,10 @@ def time_parameter(name: str, description: str) -> Any:
     return text_parameter(
         name,
         f"{description}: an RFC 3339 date-time with its offset (Z or +hh:mm), or a date",
-        any_of=[Schema(format=OpenAPIFormat.DATE_TIME), Schema(format=OpenAPIFormat.DATE)],
+        any_of=[
+            Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+            Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE),
+        ],
     )
 
 

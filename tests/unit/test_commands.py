@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.commands import (
+    TITLE_PATTERN,
+    YEARS_PATTERN,
     CompleteTask,
     CreateTask,
     ReassignTask,
@@ -309,3 +314,40 @@ class TestActionCommands:
 def test_provided_names_the_fields_sent_by_their_wire_names() -> None:
     command = decoded(TaskChanges, {"ownerId": "u1", "description": None, "tags": ["a"]})
     assert command.provided() == {"ownerId": "u1", "description": None, "tags": ["a"]}
+
+
+# Characters str.strip() takes off, and some it keeps, for titles near every boundary.
+BLANKS = [chr(code) for code in range(0x3001) if chr(code).isspace()]
+TITLE_CHARACTERS = st.sampled_from([*BLANKS, "a", "é", "\U0001f600", "\u200b", "\ufeff"])
+
+
+def accepted(command_type: type[Any], body: dict[str, Any]) -> bool:
+    try:
+        decoded(command_type, body)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+class TestTheRulesAsTheOpenApiDocumentStatesThem:
+    @settings(max_examples=300, derandomize=True, database=None)
+    @given(
+        st.builds(
+            lambda blank, middle, trailing: blank + middle + trailing,
+            st.text(st.sampled_from(BLANKS), max_size=3),
+            st.one_of(
+                st.text(TITLE_CHARACTERS, max_size=8),
+                st.text(TITLE_CHARACTERS, min_size=496, max_size=504),
+            ),
+            st.text(st.sampled_from(BLANKS), max_size=3),
+        )
+    )
+    def test_the_title_pattern_holds_exactly_the_titles_a_command_takes(self, title: str) -> None:
+        assert bool(re.search(TITLE_PATTERN, title)) == accepted(CreateTask, {"title": title})
+
+    def test_the_years_pattern_holds_exactly_the_years_a_time_may_be_written_in(self) -> None:
+        for year in range(10_000):
+            written = f"{year:04d}-06-15T12:00:00+05:00"
+            assert bool(re.search(YEARS_PATTERN, written)) == accepted(
+                SnoozeTask, {"newDueDate": written}
+            ), written
