@@ -15,8 +15,10 @@ IF_NONE_MATCH = "If-None-Match"
 ANY = "*"
 # etagc: a visible ASCII character other than the double quote (obsolete text left out).
 _ENTITY_TAG = r'(?:W/)?"[!#-~]*"'
-# What both headers may hold: "*", or entity tags separated by commas.
-TAG_LIST = rf"^(?:\*|{_ENTITY_TAG}(?:[ \t]*,[ \t]*{_ENTITY_TAG})*)$"
+# What both headers may hold: "*", or a list of entity tags separated by commas, whose
+# elements a recipient takes even empty (RFC 9110 §5.6.1): an empty value names no tag.
+_ELEMENT = rf"[ \t]*(?:{_ENTITY_TAG}[ \t]*)?"
+TAG_LIST = rf"^(?:\*|{_ELEMENT}(?:,{_ELEMENT})*)$"
 _TAG_LIST = re.compile(TAG_LIST)
 _TAG = re.compile(r'(W/)?"([!#-~]*)"')
 # An opaque tag that names a version: a version is never written with leading zeros.

@@ -17,6 +17,7 @@ from litestar.params import QueryParameter
 from app.http import examples
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
+from app.http.headers import documented
 from app.http.params import text_parameter
 from app.http.tasks import engine_of
 from app.http.wire import AuditEvent, EventPage
@@ -50,6 +51,7 @@ class EventController(Controller):
     @get(
         "",
         operation_id="listEvents",
+        operation_class=documented(),
         summary="The tenant's events in commit order",
         responses={**examples.EVENTS, **ERRORS},
     )

@@ -18,7 +18,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, Swagg
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import Body
 
-from app.http import wire
+from app.http import headers, wire
 from app.http.errors import ErrorBody
 from app.http.schemas import as_request, component_schemas
 from domain.commands import CompleteTask, CreateTask, ReassignTask, SnoozeTask, TaskChanges
@@ -147,7 +147,8 @@ def openapi_config() -> OpenAPIConfig:
                 "apiKey": SecurityScheme(
                     type="apiKey", name="x-tenant-api-key", security_scheme_in="header"
                 )
-            }
+            },
+            parameters=headers.PARAMETERS,
         ),
         security=[{"apiKey": []}],
     )

@@ -37,6 +37,7 @@ from app.http.errors import (
     ApiError,
     task_not_found,
 )
+from app.http.headers import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, documented
 from app.http.openapi import request_body
 from app.http.options import OptionsFirst, allowed_methods
 from app.http.params import (
@@ -199,6 +200,7 @@ class TaskController(OptionsFirst):
     @post(
         "",
         operation_id="createTask",
+        operation_class=documented(IDEMPOTENCY_KEY, tagged=True),
         summary="Create a task",
         status_code=201,
         responses={**examples.CREATED, **CREATE_ERRORS},
@@ -221,6 +223,7 @@ class TaskController(OptionsFirst):
     @get(
         "",
         operation_id="listTasks",
+        operation_class=documented(),
         summary="List tasks with filtering and pagination",
         responses={**examples.PAGE, **ERRORS},
         dependencies=TASK_LISTING,
@@ -253,6 +256,7 @@ class TaskController(OptionsFirst):
     @get(
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
+        operation_class=documented(),
         summary="Get tasks for a specific customer",
         responses={**examples.CUSTOMER_PAGE, **ERRORS},
         dependencies=TASK_LISTING,
@@ -272,6 +276,7 @@ class TaskController(OptionsFirst):
     @get(
         "/stats",
         operation_id="getTaskStats",
+        operation_class=documented(),
         summary="Get task statistics",
         responses={**examples.STATS, **ERRORS},
     )
@@ -298,6 +303,7 @@ class TaskController(OptionsFirst):
     @get(
         "/analytics",
         operation_id="getTaskAnalytics",
+        operation_class=documented(),
         summary="Get task analytics",
         responses={**examples.ANALYTICS, **ERRORS},
     )
@@ -332,6 +338,7 @@ class TaskController(OptionsFirst):
     @get(
         "/{task_id:str}",
         operation_id="getTask",
+        operation_class=documented(IF_NONE_MATCH, tagged=True),
         summary="Get task by ID",
         responses={**examples.FOUND, **TASK_READ_ERRORS, **NOT_MODIFIED},
     )
@@ -368,6 +375,7 @@ class TaskController(OptionsFirst):
     @get(
         "/{task_id:str}/events",
         operation_id="getTaskEvents",
+        operation_class=documented(),
         summary="A task's audit history",
         responses={**examples.HISTORY, **TASK_READ_ERRORS},
     )
@@ -385,6 +393,7 @@ class TaskController(OptionsFirst):
     @put(
         "/{task_id:str}",
         operation_id="updateTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Update a task",
         responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
@@ -403,6 +412,7 @@ class TaskController(OptionsFirst):
     @patch(
         "/{task_id:str}",
         operation_id="patchTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Partially update a task",
         responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
@@ -419,6 +429,7 @@ class TaskController(OptionsFirst):
     @post(
         "/{task_id:str}/complete",
         operation_id="completeTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True, optional_body=True),
         summary="Mark a task as completed",
         status_code=200,
         responses={**examples.COMPLETED, **TASK_COMMAND_ERRORS},
@@ -429,8 +440,9 @@ class TaskController(OptionsFirst):
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
-        """Complete the task with an outcome (`resolved` by default) and optional notes. A task
-        already completed, or deferred, cannot be completed (400)."""
+        """Complete the task with an outcome (`resolved` by default) and optional notes; the
+        body may be left out. A task already completed, or deferred, cannot be completed
+        (400)."""
         command = await decode_body(request, CompleteTask, optional=True)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result(wire.COMPLETED))
@@ -438,6 +450,7 @@ class TaskController(OptionsFirst):
     @post(
         "/{task_id:str}/snooze",
         operation_id="snoozeTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Snooze a task",
         status_code=200,
         responses={**examples.SNOOZED, **TASK_COMMAND_ERRORS},
@@ -460,6 +473,7 @@ class TaskController(OptionsFirst):
     @post(
         "/{task_id:str}/reassign",
         operation_id="reassignTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Reassign a task to another owner",
         status_code=200,
         responses={**examples.REASSIGNED, **TASK_COMMAND_ERRORS},
@@ -478,6 +492,7 @@ class TaskController(OptionsFirst):
     @delete(
         "/{task_id:str}",
         operation_id="deleteTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY),
         summary="Delete a task",
         status_code=200,
         responses={**examples.DELETED, **TASK_COMMAND_ERRORS},

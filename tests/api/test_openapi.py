@@ -85,6 +85,15 @@ def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def parameters(document: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operation's parameters, those the document's components hold among them."""
+    found = operation.get("parameters", [])
+    return [
+        document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+        for p in found
+    ]
+
+
 def query_parameters(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["name"]: p["schema"] for p in operation["parameters"] if p.get("in") == "query"}
 
@@ -262,6 +271,32 @@ async def test_options_allows_every_method_the_document_declares_for_the_path_as
     assert set(refused.headers["Allow"].split(", ")) == declared
 
 
+# The request headers each operation honours, beside X-Request-Id, which every one does.
+HONOURED = {
+    "createTask": {"Idempotency-Key"},
+    "getTask": {"If-None-Match"},
+    **{
+        command: {"If-Match", "Idempotency-Key"}
+        for command in (
+            "updateTask",
+            "patchTask",
+            "completeTask",
+            "snoozeTask",
+            "reassignTask",
+            "deleteTask",
+        )
+    },
+}
+# The operations whose success carries a task, and so its version as the ETag.
+TAGGED = {
+    "createTask",
+    "getTask",
+    "updateTask",
+    "patchTask",
+    "completeTask",
+    "snoozeTask",
+    "reassignTask",
+}
 # The task's fields the API may send as null.
 NULLABLE_TASK_FIELDS = {
     "description",
@@ -326,6 +361,31 @@ def test_every_example_in_the_document_is_valid_against_its_schema(
     assert len(found) > 60
 
 
+def test_every_operation_declares_the_request_headers_it_honours(
+    openapi: dict[str, Any],
+) -> None:
+    for method, path, operation in operations(openapi):
+        declared = {p["name"] for p in parameters(openapi, operation) if p["in"] == "header"}
+        expected = HONOURED.get(operation["operationId"], set()) | {"X-Request-Id"}
+        assert declared == expected, (method, path)
+
+
+def test_every_answer_declares_the_headers_it_carries(openapi: dict[str, Any]) -> None:
+    for method, path, operation in operations(openapi):
+        operation_id = operation["operationId"]
+        for status, answer in operation["responses"].items():
+            counted = status not in ("500", "503")
+            expected = {"X-Request-Id": True, "RateLimit-Policy": counted, "RateLimit": counted}
+            if status in ("429", "503"):
+                expected["Retry-After"] = True
+            if status in ("304", "412") or (status < "300" and operation_id in TAGGED):
+                expected["ETag"] = True
+            if status < "300" and "Idempotency-Key" in HONOURED.get(operation_id, ()):
+                expected["Idempotent-Replayed"] = False
+            declared = {name: header["required"] for name, header in answer["headers"].items()}
+            assert declared == expected, (method, path, status)
+
+
 def test_the_task_schema_requires_every_field_the_api_sends(openapi: dict[str, Any]) -> None:
     task = openapi["components"]["schemas"]["Task"]
 
@@ -357,6 +417,7 @@ def test_a_commands_body_refuses_fields_it_does_not_name(
 
     schema = resolve(openapi, body["content"]["application/json"]["schema"]["allOf"][0])
     assert schema["additionalProperties"] is False
+    assert body["required"] is (command != "completeTask")
 
 
 def test_the_title_is_documented_as_trimmed(openapi: dict[str, Any]) -> None:

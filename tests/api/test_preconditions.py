@@ -117,7 +117,7 @@ async def test_an_if_match_list_lets_the_write_through_when_any_tag_is_current(
     assert response.headers["ETag"] == '"3"'
 
 
-@pytest.mark.parametrize("if_match", ['W/"2"', '"02"', '"999", "1"', '"2x"'])
+@pytest.mark.parametrize("if_match", ['W/"2"', '"02"', '"999", "1"', '"2x"', "", " , "])
 async def test_an_if_match_naming_no_current_version_strongly_is_refused(
     client: AsyncTestClient, tenant: Tenant, if_match: str
 ) -> None:
@@ -135,7 +135,9 @@ async def test_an_if_match_naming_no_current_version_strongly_is_refused(
 
 
 @pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
-@pytest.mark.parametrize("value", ["2", '"2', "W/2", '"2";"3"', '"2", *', '"a"b"'])
+@pytest.mark.parametrize(
+    "value", ["2", '"2', "W/2", '"2";"3"', '"2", *', '"a"b"', " ," * 4000 + "!"]
+)
 async def test_a_header_that_is_no_list_of_entity_tags_is_refused_naming_it(
     client: AsyncTestClient, tenant: Tenant, header: str, value: str
 ) -> None:
