@@ -39,24 +39,23 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
-def _envelope(description: str, code: str, message: str, *details: str) -> ResponseSpec:
+def _envelope(
+    description: str, code: str, message: str, *details: str, more: tuple[Example, ...] = ()
+) -> ResponseSpec:
     example = ErrorBody(ErrorDetail(code, message, list(details) or None))
     return ResponseSpec(
         ErrorBody,
         description=description,
         generate_examples=False,
-        examples=[Example(summary=code, value=msgspec.to_builtins(example))],
+        examples=[Example(summary=code, value=msgspec.to_builtins(example)), *more],
     )
 
 
+# The reference's example of a ValidationError: code, message, details.
+_INVALID = ("ValidationError", "Validation failed", "title must be at least 1 characters")
 # The envelope as the OpenAPI document shows it, under each status a route can fail with.
 ENVELOPES = {
-    400: _envelope(
-        "ValidationError: details name each offending field",
-        "ValidationError",
-        "Validation failed",
-        "title must be at least 1 characters",
-    ),
+    400: _envelope("ValidationError: details name each offending field", *_INVALID),
     401: _envelope(
         "AuthenticationError: missing, unknown or revoked API key",
         "AuthenticationError",
@@ -98,6 +97,24 @@ ENVELOPES = {
 
 def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     return {status: ENVELOPES[status] for status in statuses}
+
+
+def refused_by_rules(*rules: str) -> dict[int, ResponseSpec]:
+    """The 400 of a command that can break `rules` on the task's state, which no schema can
+    state: the envelope's example, then one of each rule as the API answers it."""
+    answers = (ErrorBody(ErrorDetail("ValidationError", rule, [rule])) for rule in rules)
+    refusals = tuple(
+        Example(summary=answer.error.message, value=msgspec.to_builtins(answer))
+        for answer in answers
+    )
+    return {
+        400: _envelope(
+            "ValidationError: details name each offending field, or the rule on the task's"
+            " state that the command breaks",
+            *_INVALID,
+            more=refusals,
+        )
+    }
 
 
 # Every operation behind the API key: a bad query, a bad key, the rate limit, the database.

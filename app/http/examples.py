@@ -41,6 +41,15 @@ SNOOZE_EXAMPLE = {"newDueDate": "2026-04-16T10:00:00Z", "adjustReminders": True}
 REASSIGN_EXAMPLE = {"newOwnerId": "agent_002", "newOwnerName": "Jane Smith"}
 
 
+# The rules on a task's state a command can break, as the API words its 400 (domain.decide).
+ALREADY_COMPLETED = "Task is already completed"
+DEFERRED = "A deferred task cannot be completed"
+COMPLETION_ON_OPEN_TASK = "outcome and completionNotes can only be set on a completed task"
+TOO_MANY_KEYS = "metadata must have at most 50 keys"
+COMPLETED_NOT_SNOOZED = "A completed task cannot be snoozed"
+NOT_IN_FUTURE = "newDueDate must be in the future"
+REMINDER_OUT_OF_CALENDAR = "Snoozing would move a reminder out of the years 1 to 9999"
+
 _at = datetime.fromisoformat
 CREATED_AT = _at("2026-04-10T12:00:00Z")
 CHANGED_AT = _at("2026-04-12T09:30:00Z")

@@ -35,6 +35,7 @@ from app.http.errors import (
     TASK_COMMAND_ERRORS,
     TASK_READ_ERRORS,
     ApiError,
+    refused_by_rules,
     task_not_found,
 )
 from app.http.headers import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, documented
@@ -395,16 +396,24 @@ class TaskController(OptionsFirst):
         operation_id="updateTask",
         operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Update a task",
-        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.UPDATED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETION_ON_OPEN_TASK, examples.ALREADY_COMPLETED, examples.DEFERRED
+            ),
+        },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         """Set the fields given; those left out keep their values, and objects given
-        (`metadata`, `autoComplete`, ...) replace the task's whole. A new `ownerId`
-        reassigns the task and `status` `completed` completes it. With `If-Match`, refused
-        (412) once the task has moved past that version."""
+        (`metadata`, `autoComplete`, ...) replace the task's whole. A body is required; `{}`
+        changes nothing. A new `ownerId` reassigns the task and `status` `completed` completes
+        it as /complete does, so a task already completed, or deferred, is refused (400);
+        `outcome` and `completionNotes` are refused (400) unless the task is, or becomes,
+        completed. With `If-Match`, refused (412) once the task has moved past that version."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -414,14 +423,24 @@ class TaskController(OptionsFirst):
         operation_id="patchTask",
         operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Partially update a task",
-        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.UPDATED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETION_ON_OPEN_TASK,
+                examples.ALREADY_COMPLETED,
+                examples.DEFERRED,
+                examples.TOO_MANY_KEYS,
+            ),
+        },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[TaskResult]:
         """As PUT, except that `metadata`, `autoComplete` and `agentReminders` merge into the
-        task's key by key, a null value removing its key (RFC 7396)."""
+        task's key by key, a null value removing its key (RFC 7396); a merge that leaves one
+        of them over 50 keys, or a metadata value over its size, is refused (400)."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -432,7 +451,11 @@ class TaskController(OptionsFirst):
         operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True, optional_body=True),
         summary="Mark a task as completed",
         status_code=200,
-        responses={**examples.COMPLETED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.COMPLETED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(examples.ALREADY_COMPLETED, examples.DEFERRED),
+        },
         dependencies=request_body(
             CompleteTask, examples.COMPLETE_EXAMPLE, "The reference's completion"
         ),
@@ -453,15 +476,23 @@ class TaskController(OptionsFirst):
         operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Snooze a task",
         status_code=200,
-        responses={**examples.SNOOZED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.SNOOZED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETED_NOT_SNOOZED,
+                examples.NOT_IN_FUTURE,
+                examples.REMINDER_OUT_OF_CALENDAR,
+            ),
+        },
         dependencies=request_body(SnoozeTask, examples.SNOOZE_EXAMPLE, "The reference's snooze"),
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> Response[SnoozeResult]:
         """Postpone the task to `newDueDate`, which must be in the future, and count the
-        snooze; with `adjustReminders` (the default) its reminders move by as much. A
-        completed task cannot be snoozed (400)."""
+        snooze; with `adjustReminders` (the default) its reminders move by as much, and not
+        out of the calendar. A completed task cannot be snoozed (400)."""
         command = await decode_body(request, SnoozeTask)
 
         def render(result: service.CommandResult) -> SnoozeResult:

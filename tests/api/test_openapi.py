@@ -6,14 +6,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from jsonschema_rs import validator_for
 from litestar.testing import AsyncTestClient
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
+from app.http import examples
 from domain.commands import CompleteTask, CreateTask, ReassignTask, SnoozeTask, TaskChanges
-from tests.api.task_api import TASK_OBJECT_FIELDS
+from tests.api.task_api import TASK_OBJECT_FIELDS, TaskApi
 
 ENDPOINTS = [
     ("post", "/v1/tasks"),
@@ -513,3 +515,59 @@ def test_every_string_a_request_carries_is_declared_without_the_nul_character(
     found = list(strings(requests))
     assert [schema for schema in found if re.search(schema["pattern"], "a\x00b")] == []
     assert len(found) > 30
+
+
+async def breaking(tasks: TaskApi, rule: str) -> tuple[str, httpx.Response]:
+    """The operation id of a command that breaks `rule` on a task's state, and its answer."""
+    task = (await tasks.create(dueDate="2030-01-01T00:00:00Z"))["_id"]
+    completed = (await tasks.create(status="completed"))["_id"]
+    deferred = (await tasks.create(status="deferred"))["_id"]
+    full = (await tasks.create(metadata={f"key{n}": n for n in range(50)}))["_id"]
+    late = {"reminders": [{"remindAt": "9998-06-01T00:00:00Z"}]}
+    reminded = (await tasks.create(dueDate="2030-01-01T00:00:00Z", agentReminders=late))["_id"]
+    command, path, body = {
+        examples.ALREADY_COMPLETED: ("completeTask", f"{completed}/complete", {}),
+        examples.DEFERRED: ("completeTask", f"{deferred}/complete", {}),
+        examples.COMPLETION_ON_OPEN_TASK: ("updateTask", task, {"outcome": "resolved"}),
+        examples.TOO_MANY_KEYS: ("patchTask", full, {"metadata": {"one": "more"}}),
+        examples.COMPLETED_NOT_SNOOZED: (
+            "snoozeTask",
+            f"{completed}/snooze",
+            {"newDueDate": "2040-01-01T00:00:00Z"},
+        ),
+        examples.NOT_IN_FUTURE: (
+            "snoozeTask",
+            f"{task}/snooze",
+            {"newDueDate": "2001-01-01T00:00:00Z"},
+        ),
+        examples.REMINDER_OUT_OF_CALENDAR: (
+            "snoozeTask",
+            f"{reminded}/snooze",
+            {"newDueDate": "2032-01-01T00:00:00Z"},
+        ),
+    }[rule]
+    method = {"updateTask": "PUT", "patchTask": "PATCH"}.get(command, "POST")
+    return command, await tasks.call(method, f"/v1/tasks/{path}", json=body)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        examples.ALREADY_COMPLETED,
+        examples.DEFERRED,
+        examples.COMPLETION_ON_OPEN_TASK,
+        examples.TOO_MANY_KEYS,
+        examples.COMPLETED_NOT_SNOOZED,
+        examples.NOT_IN_FUTURE,
+        examples.REMINDER_OUT_OF_CALENDAR,
+    ],
+)
+async def test_a_rule_on_the_tasks_state_is_documented_as_the_api_answers_it(
+    openapi: dict[str, Any], tasks: TaskApi, rule: str
+) -> None:
+    command, response = await breaking(tasks, rule)
+
+    operation = next(op for _, _, op in operations(openapi) if op["operationId"] == command)
+    documented = operation["responses"]["400"]["content"]["application/json"]["examples"]
+    assert response.status_code == 400
+    assert response.json() in [example["value"] for example in documented.values()]
