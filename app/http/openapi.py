@@ -1,6 +1,6 @@
 """The API's documentation: the OpenAPI document at /schema/openapi.json, the interactive pages
-at /schema (Scalar) and /schema/swagger (Swagger UI), and the request bodies each command
-takes, with the reference's examples.
+at /schema (Scalar) and /schema/swagger (Swagger UI), served with their assets by the service
+itself, and the request bodies each command takes, with the reference's examples.
 
 Litestar builds the document from the routes; the one served has the schemas msgspec gives the
 types it decodes requests into and encodes responses from (app.http.schemas), and the
@@ -9,14 +9,16 @@ parameters keep to the rules of those requests."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Request
+from litestar import Request, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import Body
+from litestar.static_files import create_static_files_router
 
 from app.http import headers, wire
 from app.http.errors import ErrorBody
@@ -83,6 +85,9 @@ RULES = {
     }
 }
 
+ASSETS = Path(__file__).parent / "assets"
+ASSETS_PATH = "/schema/assets"
+
 
 class Document:
     """The document as served, completed once from what Litestar builds."""
@@ -121,7 +126,14 @@ class SwaggerPage(SwaggerRenderPlugin):
     """Swagger UI, with the document it shows inline."""
 
     def __init__(self, document: Document) -> None:
-        super().__init__(path="/swagger")
+        assets = f"{ASSETS_PATH}/swagger-ui"
+        super().__init__(
+            path="/swagger",
+            js_url=f"{assets}/swagger-ui-bundle.js",
+            css_url=f"{assets}/swagger-ui.css",
+            standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
+            favicon="",
+        )
         self.document = document
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
@@ -135,12 +147,25 @@ def openapi_config() -> OpenAPIConfig:
         version="1.0.0",
         description=DESCRIPTION,
         path="/schema",
-        # Scalar at /schema itself, which reads /schema/openapi.json; Swagger UI beside it.
         render_plugins=[
-            ScalarRenderPlugin(path="/"),
+            # Scalar at /schema itself, which reads /schema/openapi.json.
+            ScalarRenderPlugin(
+                path="/",
+                js_url=f"{ASSETS_PATH}/scalar/standalone.js",
+                # Scalar's own styles are in its script.
+                css_url="data:text/css,",
+                favicon="",
+                # Its fonts would come from Scalar's servers.
+                options={"withDefaultFonts": False},
+            ),
             SwaggerPage(document),
             DocumentJson(document),
         ],
+        openapi_router=Router(
+            "/schema",
+            route_handlers=[create_static_files_router(path="/assets", directories=[ASSETS])],
+            include_in_schema=False,
+        ),
         use_handler_docstrings=True,
         components=Components(
             security_schemes={
