@@ -45,9 +45,9 @@ def component_schemas(
 
 def as_request(schema: Any) -> Any:
     """`schema` as a request must keep to it: strings without NUL, times written in their
-    years. A free-form value's keys are strings without NUL too; what it nests is any JSON, as
-    the document's description has it (no NUL there either, 32 levels at most), since a
-    recursive schema would say it and leave generated clients unable to read the document."""
+    years. A free-form object's keys hold no NUL either, and what it nests is any JSON: the
+    rules on nested values (no NUL, 32 levels at most) are in the document's description,
+    since only a recursive schema could state them, and generated clients cannot read one."""
     if isinstance(schema, list):
         return [as_request(item) for item in schema]
     if not isinstance(schema, dict):
@@ -109,12 +109,12 @@ def _as_response(schema: dict[str, Any], struct: msgspec.inspect.StructType | No
     schema = {key: value for key, value in schema.items() if key != "additionalProperties"}
     properties = {}
     for field in struct.fields:
-        written = {key: value for key, value in schema["properties"][field.encode_name].items()}
+        written = dict(schema["properties"][field.encode_name])
         written.pop("default", None)
         if _is_time(field.type):
             written = _with_time_format(written)
         properties[field.encode_name] = written
-    required = [name for name in properties]
+    required = list(properties)
     if struct.cls.__struct_config__.omit_defaults:
         required = schema.get("required", [])
     return {**schema, "properties": properties, "required": required}
