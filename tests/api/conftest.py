@@ -35,10 +35,12 @@ async def racing_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served_api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    """`tasks-api serve` on a free 127.0.0.1 port, for clients that speak HTTP: a browser, a
-    generated client."""
+    """`tasks-api serve` on a free 127.0.0.1 port, for clients that speak HTTP (a browser, a
+    generated client, schemathesis), one request at a time: a few connections serve it."""
     log = tmp_path_factory.mktemp("served") / "serve.log"
-    with ServedApi(database_url, log, TASKS_RUN_PROJECTIONS="false") as served:
+    with ServedApi(
+        database_url, log, TASKS_RUN_PROJECTIONS="false", TASKS_DB_POOL_SIZE="2"
+    ) as served:
         yield served
