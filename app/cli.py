@@ -39,7 +39,7 @@ from app.settings import (
     effective_configuration,
     load_settings,
 )
-from domain.commands import as_utc
+from domain.commands import parse_instant
 from projections.projector import Projector
 from projections.registry import PROJECTORS
 
@@ -363,8 +363,12 @@ def audit() -> None:
 
 @audit.command("export")
 @click.option("--tenant", "tenant_id", required=True)
-@click.option("--since", type=str, help="Events recorded at or after this time (RFC 3339).")
-@click.option("--until", type=str, help="Events recorded at or before this time (RFC 3339).")
+@click.option(
+    "--since", type=str, help="Events recorded at or after this time (RFC 3339, with its offset)."
+)
+@click.option(
+    "--until", type=str, help="Events recorded at or before this time (RFC 3339, with its offset)."
+)
 @click.option("--task", "task_id", type=str, help="Only this task's events.")
 def export_events(
     tenant_id: str, since: str | None, until: str | None, task_id: str | None
@@ -426,7 +430,7 @@ def import_events(file: BinaryIO, tenant_name: str | None) -> None:
 @audit.command("replay")
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--task", "task_id", required=True)
-@click.option("--at", "moment", required=True, help="RFC 3339 time.")
+@click.option("--at", "moment", required=True, help="RFC 3339 time, with its offset.")
 def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
     """The task as it stood at a moment, as JSON. Exits 1 saying why there was none: the
     tenant has no such task, it was not created yet, or it had been deleted."""
@@ -495,11 +499,9 @@ def _time_option(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return as_utc(msgspec.convert(value, datetime), name)
-    except msgspec.ValidationError:
-        raise click.BadParameter(f"{name} must be an RFC 3339 date-time") from None
-    except ValueError as out_of_range:
-        raise click.BadParameter(str(out_of_range)) from None
+        return parse_instant(value, name)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem)) from None
 
 
 def _shown_time(moment: datetime) -> str:

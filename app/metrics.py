@@ -117,23 +117,29 @@ async def pool_watched(pool: asyncpg.Pool) -> AsyncIterator[None]:
     gauge's file."""
     size = pool.get_max_size()
     DB_POOL_SIZE.inc(size)
-    _watched.append(pool)
+    watched = (asyncio.get_running_loop(), pool)
+    _watched.append(watched)
     sampling = asyncio.create_task(_sample_every(POOL_SAMPLE_SECONDS))
     try:
         yield
     finally:
         sampling.cancel()
-        _watched.remove(pool)
+        _watched.remove(watched)
         sample_pools()
         DB_POOL_SIZE.dec(size)
 
 
-_watched: list[asyncpg.Pool] = []
+# Each pool with the event loop it serves. A served process has one loop; a process that
+# runs several apps on loops of their own (a test's) counts the asking loop's pools.
+_watched: list[tuple[asyncio.AbstractEventLoop, asyncpg.Pool]] = []
 
 
 def sample_pools() -> None:
-    """Write down the connections this process's pools have checked out."""
-    DB_POOL_IN_USE.set(sum(pool.get_size() - pool.get_idle_size() for pool in _watched))
+    """Write down the connections the running loop's pools have checked out."""
+    loop = asyncio.get_running_loop()
+    DB_POOL_IN_USE.set(
+        sum(pool.get_size() - pool.get_idle_size() for on, pool in _watched if on is loop)
+    )
 
 
 async def _sample_every(seconds: float) -> None:

@@ -90,7 +90,7 @@ EventType = Annotated[
     msgspec.Meta(
         extra_json_schema={
             "description": "What happened; docs/events.md names what produces each.",
-            "extra": {"enum": list(EVENT_TYPES)},
+            "enum": list(EVENT_TYPES),
         }
     ),
 ]
@@ -100,18 +100,16 @@ Metadata = Annotated[
     msgspec.Meta(
         extra_json_schema={
             "description": "Who and what caused the event, as the log holds it.",
-            "extra": {
-                "properties": {
-                    "actor": {
-                        "type": "string",
-                        "description": "The API key id that sent the command, or `system`.",
-                    },
-                    "requestId": {"type": "string", "description": "The request's X-Request-Id."},
-                    "correlationId": {
-                        "type": "string",
-                        "description": "The request the command belongs to (today its own id).",
-                    },
-                }
+            "properties": {
+                "actor": {
+                    "type": "string",
+                    "description": "The API key id that sent the command, or `system`.",
+                },
+                "requestId": {"type": "string", "description": "The request's X-Request-Id."},
+                "correlationId": {
+                    "type": "string",
+                    "description": "The request the command belongs to (today its own id).",
+                },
             },
         }
     ),
@@ -122,7 +120,7 @@ Payload = Annotated[
     msgspec.Meta(
         extra_json_schema={
             "description": "The event's facts, by `type`; see docs/events.md.",
-            "extra": {"one_of": [payload_schema(name) for name in EVENT_TYPES]},
+            "oneOf": [payload_schema(name) for name in EVENT_TYPES],
         }
     ),
 ]

@@ -9,7 +9,7 @@ under it, so no update is lost however many race, and no writer is starved."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,10 +101,11 @@ async def run(
     caller: Caller,
     task_id: str,
     command: TaskCommand,
-    if_match: int | None = None,
+    if_match: Collection[int] | None = None,
     record: Recorder | None = None,
 ) -> CommandResult:
-    """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise."""
+    """Carry out a command on a task: TaskNotFound, StaleVersion or RuleViolation otherwise.
+    With `if_match`, only while the task's version is one of those it names."""
     attempt = _Attempt(caller, task_id, command, if_match, record)
     try:
         async with connection(db.pool) as conn:
@@ -137,7 +138,7 @@ class _Attempt:
     caller: Caller
     task_id: str
     command: TaskCommand
-    if_match: int | None
+    if_match: Collection[int] | None
     record: Recorder | None
 
     async def on(self, conn: asyncpg.Connection) -> tuple[CommandResult, list[TaskEvent]]:
@@ -146,7 +147,7 @@ class _Attempt:
         if current is None:
             raise TaskNotFound(self.task_id)
         task, version = current
-        if self.if_match is not None and self.if_match != version:
+        if self.if_match is not None and version not in self.if_match:
             raise StaleVersion(version)
         now = clock.now()
         new_events = rules.decide(self.command, task, now)

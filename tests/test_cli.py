@@ -276,3 +276,25 @@ def test_exporting_the_log_of_no_tenant_fails(env: dict[str, str | None]) -> Non
     assert result.exit_code == 1
     assert "no tenant has the id 6b0000000000000000000000" in result.output
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_exporting_from_a_time_without_an_offset_exits_2_naming_the_option(
+    env: dict[str, str | None], tenant_id: str, option: str
+) -> None:
+    result = run(["audit", "export", "--tenant", tenant_id, option, "2030-01-01T09:00:00"], env)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert f"{option} must give its offset from UTC" in result.stderr
+
+
+def test_exporting_since_a_time_with_its_offset_succeeds(
+    env: dict[str, str | None], tenant_id: str
+) -> None:
+    result = run(
+        ["audit", "export", "--tenant", tenant_id, "--since", "2030-01-01T09:00:00+02:00"], env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""

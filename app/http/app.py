@@ -18,6 +18,7 @@ from app.http.exchange import Exchange
 from app.http.health import live, ready
 from app.http.metrics import scrape
 from app.http.openapi import openapi_config
+from app.http.refusals import REFUSAL_HANDLERS
 from app.http.tasks import TaskController
 from app.logs import logging_config
 from app.rate_limits import open_rate_limiter
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([constant_task] if settings.bench_routes else []),
         ],
         lifespan=[database, rate_limits, background],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **REFUSAL_HANDLERS},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         state=State({"settings": settings}),

@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from app import tenants
 from app.http.errors import ApiError, service_unavailable
 from app.http.exchange import DECISION, REQUEST_ID, TENANT_ID
-from app.http.headers import header
 from app.http.query_check import check_request_target
+from app.http.request_headers import header
 from app.rate_limits import RateLimiter
 from app.rate_limits.policy import WINDOW_SECONDS, CountersUnavailable, Decision
 from app.service import Caller

@@ -23,10 +23,6 @@ from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.http.etags import etag
-from app.idempotency import KeyReused
-from app.service import StaleVersion, TaskNotFound
-from app.store.event_log import AlreadyAnswered, VersionConflict
 from domain.errors import RuleViolation
 from projections.figures import RollupsBehind
 
@@ -45,24 +41,23 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
-def _envelope(description: str, code: str, message: str, *details: str) -> ResponseSpec:
+def _envelope(
+    description: str, code: str, message: str, *details: str, more: tuple[Example, ...] = ()
+) -> ResponseSpec:
     example = ErrorBody(ErrorDetail(code, message, list(details) or None))
     return ResponseSpec(
         ErrorBody,
         description=description,
         generate_examples=False,
-        examples=[Example(summary=code, value=msgspec.to_builtins(example))],
+        examples=[Example(summary=code, value=msgspec.to_builtins(example)), *more],
     )
 
 
+# The reference's example of a ValidationError: code, message, details.
+_INVALID = ("ValidationError", "Validation failed", "title must be at least 1 characters")
 # The envelope as the OpenAPI document shows it, under each status a route can fail with.
 ENVELOPES = {
-    400: _envelope(
-        "ValidationError: details name each offending field",
-        "ValidationError",
-        "Validation failed",
-        "title must be at least 1 characters",
-    ),
+    400: _envelope("ValidationError: details name each offending field", *_INVALID),
     401: _envelope(
         "AuthenticationError: missing, unknown or revoked API key",
         "AuthenticationError",
@@ -104,6 +99,24 @@ ENVELOPES = {
 
 def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     return {status: ENVELOPES[status] for status in statuses}
+
+
+def refused_by_rules(*rules: str) -> dict[int, ResponseSpec]:
+    """The 400 of a command that can break `rules` on the task's state, which no schema can
+    state: the envelope's example, then one of each rule as the API answers it."""
+    answers = (ErrorBody(ErrorDetail("ValidationError", rule, [rule])) for rule in rules)
+    refusals = tuple(
+        Example(summary=answer.error.message, value=msgspec.to_builtins(answer))
+        for answer in answers
+    )
+    return {
+        400: _envelope(
+            "ValidationError: details name each offending field, or the rule on the task's"
+            " state that the command breaks",
+            *_INVALID,
+            more=refusals,
+        )
+    }
 
 
 # Every operation behind the API key: a bad query, a bad key, the rate limit, the database.
@@ -195,39 +208,6 @@ def on_rule_violation(_: Request[Any, Any, Any], error: RuleViolation) -> Respon
     return error_response(validation_error([error.message], error.message))
 
 
-def on_task_not_found(_: Request[Any, Any, Any], __: TaskNotFound) -> Response[ErrorBody]:
-    return error_response(task_not_found())
-
-
-def on_stale_version(_: Request[Any, Any, Any], error: StaleVersion) -> Response[ErrorBody]:
-    return error_response(
-        ApiError(
-            412,
-            "PreconditionFailedError",
-            "The task has changed since the version If-Match names",
-            [f"current version: {error.current_version}"],
-            headers={"ETag": etag(error.current_version)},
-        )
-    )
-
-
-def on_version_conflict(
-    _: Request[Any, Any, Any], __: VersionConflict | AlreadyAnswered
-) -> Response[ErrorBody]:
-    return error_response(ApiError(409, "ConflictError", "The task changed concurrently; retry"))
-
-
-def on_key_reused(_: Request[Any, Any, Any], __: KeyReused) -> Response[ErrorBody]:
-    return error_response(
-        ApiError(
-            409,
-            "ConflictError",
-            "This Idempotency-Key was used with another request",
-            ["Idempotency-Key: already used with another endpoint or body"],
-        )
-    )
-
-
 def on_validation_exception(
     request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[ErrorBody]:
@@ -241,10 +221,17 @@ def on_validation_exception(
 
 
 def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
-    """Litestar names a parameter by its Python name; the client knows it by its query name."""
-    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    definition = parameter.kwarg_definition if parameter else None
-    return getattr(definition, "name", None) or key
+    """Litestar names a parameter by its Python name, the handler's or a dependency's; the
+    client knows it by its query name."""
+    handler = request.route_handler
+    signatures = [
+        handler.parsed_fn_signature,
+        *(dependency.parsed_fn_signature for dependency in handler.resolve_dependencies().values()),
+    ]
+    for signature in signatures:
+        if parameter := signature.parameters.get(key):
+            return getattr(parameter.kwarg_definition, "name", None) or key
+    return key
 
 
 def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
@@ -307,11 +294,6 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     OSError: on_database_error,
     ApiError: on_api_error,
     RuleViolation: on_rule_violation,
-    TaskNotFound: on_task_not_found,
-    StaleVersion: on_stale_version,
-    VersionConflict: on_version_conflict,
-    AlreadyAnswered: on_version_conflict,
-    KeyReused: on_key_reused,
     ValidationException: on_validation_exception,
     HTTPException: on_http_exception,
     Exception: on_unexpected,

@@ -17,25 +17,26 @@ from litestar.params import QueryParameter
 from app.http import examples
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
+from app.http.headers import documented
+from app.http.params import text_parameter
 from app.http.tasks import database_of
 from app.http.wire import AuditEvent, EventPage
 from app.service import Caller
 from projections.log import Checkpoint, read_after
 from store.tenant import tenant_transaction
 
-CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
-# Both halves are PostgreSQL bigints (transaction ids as xid8 never reach 2**63 in practice).
-BIGINT_MAX = 2**63 - 1
+# A transaction id and a position, each of at most 18 digits: both are PostgreSQL bigints, and
+# neither reaches 10**18 (xid8 counts transactions, the position events).
+CURSOR = r"^([0-9]{1,18})\.([0-9]{1,18})$"
+_CURSOR = re.compile(CURSOR)
 
 
 def parse_cursor(cursor: str | None) -> Checkpoint:
     if cursor is None:
         return Checkpoint()
-    match = CURSOR.fullmatch(cursor)
-    halves = (int(match[1]), int(match[2])) if match else None
-    if halves is None or max(halves) > BIGINT_MAX:
+    if (match := _CURSOR.fullmatch(cursor)) is None:
         raise validation_error(["after: not a cursor returned as `next`"])
-    return Checkpoint(*halves)
+    return Checkpoint(int(match[1]), int(match[2]))
 
 
 def format_cursor(checkpoint: Checkpoint) -> str:
@@ -50,6 +51,7 @@ class EventController(Controller):
     @get(
         "",
         operation_id="listEvents",
+        operation_class=documented(),
         summary="The tenant's events in commit order",
         responses={**examples.EVENTS, **ERRORS},
     )
@@ -58,7 +60,8 @@ class EventController(Controller):
         request: Request[Any, Any, State],
         caller: NamedDependency[Caller],
         after: Annotated[
-            str | None, QueryParameter(description="The `next` cursor of the previous page")
+            str | None,
+            text_parameter("after", "The `next` cursor of the previous page", pattern=CURSOR),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page")] = 100,
     ) -> EventPage:

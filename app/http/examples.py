@@ -4,12 +4,14 @@ reference's one task, so that each example has every field its schema has."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.openapi.spec.base import BaseSchemaObject
 
 from app.http import wire
 from domain.task import ClaimStatus, Outcome, Priority, Status, Task, TitleType
@@ -38,6 +40,15 @@ COMPLETE_EXAMPLE = {"outcome": "resolved", "completionNotes": "Customer satisfie
 SNOOZE_EXAMPLE = {"newDueDate": "2026-04-16T10:00:00Z", "adjustReminders": True}
 REASSIGN_EXAMPLE = {"newOwnerId": "agent_002", "newOwnerName": "Jane Smith"}
 
+
+# The rules on a task's state a command can break, as the API words its 400 (domain.decide).
+ALREADY_COMPLETED = "Task is already completed"
+DEFERRED = "A deferred task cannot be completed"
+COMPLETION_ON_OPEN_TASK = "outcome and completionNotes can only be set on a completed task"
+TOO_MANY_KEYS = "metadata must have at most 50 keys"
+COMPLETED_NOT_SNOOZED = "A completed task cannot be snoozed"
+NOT_IN_FUTURE = "newDueDate must be in the future"
+REMINDER_OUT_OF_CALENDAR = "Snoozing would move a reminder out of the years 1 to 9999"
 
 _at = datetime.fromisoformat
 CREATED_AT = _at("2026-04-10T12:00:00Z")
@@ -70,6 +81,17 @@ def _changed(**fields: Any) -> Task:
     return msgspec.structs.replace(TASK, updated_at=CHANGED_AT, **fields)
 
 
+@dataclass
+class Verbatim(BaseSchemaObject):
+    """An example's value as the API writes it, its nulls included: Litestar's document leaves
+    out a dict's None values, and with them fields the schema requires."""
+
+    value: Any
+
+    def to_schema(self) -> Any:  # type: ignore[override]
+        return self.value
+
+
 def answer(
     status: int, description: str, example: Any, shape: Any = None
 ) -> dict[int, ResponseSpec]:
@@ -79,7 +101,7 @@ def answer(
             shape or type(example),
             description=description,
             generate_examples=False,
-            examples=[Example(summary=description, value=msgspec.to_builtins(example))],
+            examples=[Example(summary=description, value=Verbatim(msgspec.to_builtins(example)))],
         )
     }
 

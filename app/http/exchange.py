@@ -27,8 +27,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.http.errors import ApiError, send_error, service_unavailable
-from app.http.headers import header
 from app.http.idempotency import REPLAYED_HEADER
+from app.http.request_headers import header
 from app.rate_limits.policy import WINDOW_SECONDS, Decision
 
 access_log = logging.getLogger("tasks_api.access")

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request
 
 from app.http.errors import validation_error
-from app.http.headers import header
+from app.http.request_headers import header
 from app.idempotency import KEY_MAX, IdempotentRequest
 
 HEADER = "idempotency-key"

@@ -13,6 +13,8 @@ import msgspec
 from app.http.errors import ApiError, describe_decode_error, validation_error
 
 MAX_DEPTH = 32
+# A string a body may hold, as a JSON Schema pattern: any without the NUL character.
+NUL_FREE = r"^[^\u0000]*$"
 NUMBERS = (
     "numbers must be integers of at most 4300 digits, or doubles: at most 1.8e308 in size and"
     " not so small that they round to 0"

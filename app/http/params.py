@@ -1,40 +1,90 @@
-"""Query parameters shared by the list endpoints: times, comma lists, pages."""
+"""Query parameters: the filters and the paging the task list shares with a customer's tasks,
+times, comma-separated choices; each read once, and declared with the schema the OpenAPI
+document shows for it."""
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
+from litestar.params import FromQuery, QueryParameter
 
+from app import clock
 from app.http.errors import validation_error
 from app.http.wire import TaskPage
-from domain.commands import as_utc
-from domain.task import Task
+from app.service import Caller
+from domain.commands import in_calendar, parse_instant
+from domain.task import Priority, Status, Task
+from projections import queries
+
+Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (max 100)")]
+SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
+SortDirection = Literal["asc", "desc"]
+
+
+def text_parameter(name: str, description: str, **schema: Any) -> Any:
+    """A query parameter shown as a string of `schema` (Schema's fields): it may be left out,
+    never sent as null."""
+    extra = {"one_of": None, "type": OpenAPIType.STRING, **schema}
+    return QueryParameter(name=name, description=description, schema_extra=extra)
+
+
+def id_filter(name: str) -> Any:
+    """An optional id-sized query parameter under its wire name: 1 to 200 characters, as
+    every id is, so an empty one (which names no owner, queue or customer) is refused with
+    400 rather than read as a filter that no task or every task passes. (Nesting one
+    Annotated alias in another would lose the name: Litestar keeps only the inner
+    Parameter.)"""
+    return QueryParameter(name=name, min_length=1, max_length=200)
+
+
+def choices_pattern(choices: type[StrEnum]) -> str:
+    """One or more of the choices, separated by commas: what parse_choices reads."""
+    one = "|".join(re.escape(choice) for choice in choices)
+    return f"^(?:{one})(?:,(?:{one}))*$"
+
+
+def choices_parameter(name: str, choices: type[StrEnum], plural: str) -> Any:
+    listed = ", ".join(f"`{choice}`" for choice in choices)
+    example = ",".join(list(choices)[:2])
+    description = f"{plural}, comma-separated, any of {listed}: e.g. `{example}`"
+    return text_parameter(name, description, pattern=choices_pattern(choices))
+
+
+def time_parameter(name: str, description: str) -> Any:
+    """A time: an RFC 3339 date-time with its offset, or a date, read by parse_time."""
+    return text_parameter(
+        name,
+        f"{description}: an RFC 3339 date-time with its offset (Z or +hh:mm), or a date",
+        any_of=[
+            Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+            Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE),
+        ],
+    )
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 time (UTC when it has no offset) or a bare date (its first instant)."""
+    """An RFC 3339 date-time, with its offset, or a bare date (its first instant, UTC)."""
     if value is None:
         return None
-    moment = _moment(value)
-    if moment is None:
-        raise validation_error([f"{name}: expected an RFC 3339 date-time or date"])
     try:
-        return as_utc(moment, name)
-    except ValueError as out_of_range:
-        raise validation_error([str(out_of_range)]) from None
-
-
-def _moment(value: str) -> datetime | None:
-    for kind in (datetime, date):
-        try:
-            parsed = msgspec.convert(value, kind)
-        except msgspec.ValidationError:
-            continue
-        return parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time())
-    return None
+        day = msgspec.convert(value, date)
+    except msgspec.ValidationError:
+        day = None
+    try:
+        if day is None:
+            return parse_instant(value, name)
+        return in_calendar(datetime.combine(day, time(), tzinfo=UTC), name)
+    except ValueError as problem:
+        raise validation_error([str(problem)]) from None
 
 
 def end_of_period(name: str, value: str | None) -> datetime | None:
@@ -58,15 +108,61 @@ def creation_period(start: str | None, end: str | None) -> tuple[datetime | None
 
 def parse_choices(name: str, value: str | None, choices: type[StrEnum]) -> list[str]:
     """A comma-separated list of enum values, e.g. status=not_started,in_progress."""
-    if not value:
+    if value is None:
         return []
-    items = [item.strip() for item in value.split(",") if item.strip()]
+    items = value.split(",")
     allowed = {str(choice) for choice in choices}
     if unknown := [item for item in items if item not in allowed]:
-        raise validation_error(
-            [f"{name}: {', '.join(unknown)} not one of {', '.join(sorted(allowed))}"]
-        )
+        quoted = ", ".join(f'"{item}"' for item in unknown)
+        raise validation_error([f"{name}: {quoted} not one of {', '.join(sorted(allowed))}"])
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class TaskListing:
+    """Which tasks a page lists, and which page of them."""
+
+    criteria: queries.TaskFilter
+    order: queries.PageRequest
+
+
+def task_listing(
+    caller: NamedDependency[Caller],
+    page: Page = 1,
+    limit: Limit = 20,
+    sort: FromQuery[SortField] = "dueDate",
+    sort_direction: Annotated[SortDirection, QueryParameter(name="sortDirection")] = "asc",
+    owner_id: Annotated[str | None, id_filter("ownerId")] = None,
+    status: Annotated[str | None, choices_parameter("status", Status, "Statuses")] = None,
+    priority: Annotated[str | None, choices_parameter("priority", Priority, "Priorities")] = None,
+    due_before: Annotated[str | None, time_parameter("dueBefore", "Due before")] = None,
+    due_after: Annotated[str | None, time_parameter("dueAfter", "Due after")] = None,
+    overdue: Annotated[
+        bool, QueryParameter(description="Only open tasks past their due date")
+    ] = False,
+    search: Annotated[
+        str | None,
+        QueryParameter(max_length=500, description="Text found in the title or description"),
+    ] = None,
+) -> TaskListing:
+    """The filters and the page a list of the caller's tasks takes, whatever else narrows it.
+    (It waits on the caller: a request with a bad key is a 401 whatever its query.)"""
+    criteria = queries.TaskFilter(
+        tenant_id=caller.principal.tenant_id,
+        now=clock.now(),
+        owner_id=owner_id,
+        statuses=parse_choices("status", status, Status),
+        priorities=parse_choices("priority", priority, Priority),
+        due_before=parse_time("dueBefore", due_before),
+        due_after=parse_time("dueAfter", due_after),
+        overdue=overdue,
+        search=search,
+    )
+    order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
+    return TaskListing(criteria, order)
+
+
+TASK_LISTING = {"listing": Provide(task_listing, sync_to_thread=False)}
 
 
 def task_page(tasks: list[Task], total: int, page: int, limit: int) -> TaskPage:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from litestar.connection import ASGIConnection
-from litestar.openapi.spec import OpenAPIType
+from litestar.openapi.spec import OpenAPIType, Parameter
 from litestar.types import Scope
 
 from app.http.errors import validation_error
@@ -84,10 +84,11 @@ def _declared_in_document(app: Any, path: str, method: str) -> Declared | None:
     operation = getattr((app.openapi_schema.paths or {}).get(path), method, None)
     if operation is None:
         return None
+    # Header parameters are references to the document's components (app.http.headers).
     return {
         p.name: getattr(p.schema, "type", None) == OpenAPIType.ARRAY
         for p in operation.parameters or ()
-        if p.param_in == "query"
+        if isinstance(p, Parameter) and p.param_in == "query"
     }
 
 

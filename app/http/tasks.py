@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import (
+    HttpMethod,
+    Request,
+    Response,
+    delete,
+    get,
+    patch,
+    post,
+    put,
+    route,
+)
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
+from litestar.params import FromPath, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from litestar.types import ASGIApp
 
@@ -27,10 +38,21 @@ from app.http.errors import (
     NOT_MODIFIED,
     TASK_COMMAND_ERRORS,
     TASK_READ_ERRORS,
+    refused_by_rules,
     task_not_found,
 )
+from app.http.headers import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, documented
 from app.http.openapi import request_body
-from app.http.params import creation_period, parse_choices, parse_time, task_page
+from app.http.options import OptionsFirst, allowed_methods
+from app.http.params import (
+    TASK_LISTING,
+    TaskListing,
+    creation_period,
+    id_filter,
+    parse_time,
+    task_page,
+    time_parameter,
+)
 from app.http.wire import (
     AgentPerformance,
     AuditEvent,
@@ -53,28 +75,13 @@ from domain.commands import (
     TaskCommand,
     UpdateTask,
 )
-from domain.task import Priority, Status, Task
+from domain.task import Task
 from projections import figures, log, queries, task_view
 from projections.log import replay_at
 from store.pool import connection
 from store.tenant import tenant_transaction
 
 TaskId = Annotated[str, PathParameter(description="24 lowercase hex characters")]
-Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (max 100)")]
-SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
-SortDirection = Annotated[Literal["asc", "desc"], QueryParameter(name="sortDirection")]
-Statuses = Annotated[str | None, QueryParameter(description="Comma-separated statuses")]
-Priorities = Annotated[str | None, QueryParameter(description="Comma-separated priorities")]
-
-
-def id_filter(query: str) -> Any:
-    """An optional id-sized query parameter under its wire name: 1 to 200 characters, as
-    every id is, so an empty one (which names no owner, queue or customer) is refused with
-    400 rather than read as a filter that no task or every task passes. (Nesting one
-    Annotated alias in another would lose the name: Litestar keeps only the inner
-    Parameter.)"""
-    return QueryParameter(name=query, min_length=1, max_length=200)
 
 
 def database_of(request: Request[Any, Any, State]) -> Database:
@@ -104,7 +111,7 @@ def _on_task(
     command: TaskCommand,
 ) -> idempotency.Command:
     """Carrying out a command on a task, with If-Match honoured."""
-    task_id, if_match = known_task_id(task_id), etags.expected_version(request)
+    task_id, if_match = known_task_id(task_id), etags.expected_versions(request)
 
     def act(record: service.Recorder | None) -> Awaitable[service.CommandResult]:
         return service.run(database_of(request), caller, task_id, command, if_match, record)
@@ -138,14 +145,20 @@ def _task_result(message: str) -> Callable[[service.CommandResult], TaskResult]:
     return lambda result: TaskResult(True, message, _task_of(result))
 
 
-class TaskController(Controller):
+class TaskController(OptionsFirst):
     path = "/v1/tasks"
     tags = ["Tasks"]
     dependencies = {"caller": Provide(authenticated_caller)}
 
+    @route(["", "/{task_id:str}"], http_method=HttpMethod.OPTIONS, include_in_schema=False)
+    async def options(self, request: Request[Any, Any, State]) -> Response[None]:
+        """The methods of the path, every one: see app.http.options."""
+        return allowed_methods(request)
+
     @post(
         "",
         operation_id="createTask",
+        operation_class=documented(IDEMPOTENCY_KEY, tagged=True),
         summary="Create a task",
         status_code=201,
         responses={**examples.CREATED, **CREATE_ERRORS},
@@ -168,89 +181,60 @@ class TaskController(Controller):
     @get(
         "",
         operation_id="listTasks",
+        operation_class=documented(),
         summary="List tasks with filtering and pagination",
         responses={**examples.PAGE, **ERRORS},
+        dependencies=TASK_LISTING,
     )
     async def list_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
-        page: Page = 1,
-        limit: Limit = 20,
-        sort: FromQuery[SortField] = "dueDate",
-        sort_direction: Annotated[
-            Literal["asc", "desc"], QueryParameter(name="sortDirection")
-        ] = "asc",
-        owner_id: Annotated[str | None, id_filter("ownerId")] = None,
+        listing: NamedDependency[TaskListing],
         queue_id: Annotated[str | None, id_filter("queueId")] = None,
-        status: Annotated[
-            str | None, QueryParameter(description="Comma-separated statuses")
-        ] = None,
-        priority: Annotated[
-            str | None, QueryParameter(description="Comma-separated priorities")
-        ] = None,
         related_customer_id: Annotated[str | None, id_filter("relatedCustomerId")] = None,
         linked_entity_type: Annotated[str | None, id_filter("linkedEntityType")] = None,
         linked_entity_id: Annotated[str | None, id_filter("linkedEntityId")] = None,
         linked_pipeline_id: Annotated[str | None, id_filter("linkedPipelineId")] = None,
-        due_before: Annotated[str | None, QueryParameter(name="dueBefore")] = None,
-        due_after: Annotated[str | None, QueryParameter(name="dueAfter")] = None,
-        overdue: FromQuery[bool] = False,
-        search: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> TaskPage:
         """A page of the tenant's tasks, deleted ones left out. Filters combine: `status` and
         `priority` take comma-separated values, `dueBefore`/`dueAfter` RFC 3339 times,
         `overdue=true` open tasks past their due date, `search` text found in the title or
         the description. Sorted by `sort` (`dueDate` by default, tasks without one last), `limit`
         per page up to 100; `total` and `totalPages` count every match."""
-        task_filter = queries.TaskFilter(
-            tenant_id=caller.principal.tenant_id,
-            now=clock.now(),
-            owner_id=owner_id,
+        criteria = replace(
+            listing.criteria,
             queue_id=queue_id,
-            statuses=parse_choices("status", status, Status),
-            priorities=parse_choices("priority", priority, Priority),
             related_customer_id=related_customer_id,
             linked_entity_type=linked_entity_type,
             linked_entity_id=linked_entity_id,
             linked_pipeline_id=linked_pipeline_id,
-            due_before=parse_time("dueBefore", due_before),
-            due_after=parse_time("dueAfter", due_after),
-            overdue=overdue,
-            search=search,
         )
-        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
-        return await _page(request, task_filter, order)
+        return await _page(request, criteria, listing.order)
 
     @get(
         "/customer/{customer_id:str}",
         operation_id="listCustomerTasks",
+        operation_class=documented(),
         summary="Get tasks for a specific customer",
-        responses={**examples.CUSTOMER_PAGE, **TASK_READ_ERRORS},
+        responses={**examples.CUSTOMER_PAGE, **ERRORS},
+        dependencies=TASK_LISTING,
     )
     async def customer_tasks(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
+        listing: NamedDependency[TaskListing],
         customer_id: FromPath[str],
-        page: Page = 1,
-        limit: Limit = 20,
-        sort: FromQuery[SortField] = "dueDate",
-        sort_direction: Annotated[
-            Literal["asc", "desc"], QueryParameter(name="sortDirection")
-        ] = "asc",
     ) -> TaskPage:
-        """A page of the tasks whose `relatedCustomerId` is the customer's, sorted and paged
-        as the task list is. A customer without tasks has an empty page."""
-        task_filter = queries.TaskFilter(
-            tenant_id=caller.principal.tenant_id, now=clock.now(), related_customer_id=customer_id
-        )
-        order = queries.PageRequest(page, limit, sort, sort_direction == "desc")
-        return await _page(request, task_filter, order)
+        """A page of the tasks whose `relatedCustomerId` is the customer's, filtered, sorted
+        and paged as the task list is (`status`, `priority`, `ownerId`, `dueBefore`,
+        `dueAfter`, `overdue`, `search`). A customer without tasks has an empty page."""
+        criteria = replace(listing.criteria, related_customer_id=customer_id)
+        return await _page(request, criteria, listing.order)
 
     @get(
         "/stats",
         operation_id="getTaskStats",
+        operation_class=documented(),
         summary="Get task statistics",
         responses={**examples.STATS, **ERRORS},
     )
@@ -279,6 +263,7 @@ class TaskController(Controller):
     @get(
         "/analytics",
         operation_id="getTaskAnalytics",
+        operation_class=documented(),
         summary="Get task analytics",
         responses={**examples.ANALYTICS, **ERRORS},
     )
@@ -286,8 +271,10 @@ class TaskController(Controller):
         self,
         request: Request[Any, Any, State],
         caller: NamedDependency[Caller],
-        start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
-        end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
+        start_date: Annotated[str | None, time_parameter("startDate", "Tasks created from")] = None,
+        end_date: Annotated[
+            str | None, time_parameter("endDate", "Tasks created until (a date: its whole day)")
+        ] = None,
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskAnalytics:
         """Totals, the distribution by status and priority, the average time to complete
@@ -313,6 +300,7 @@ class TaskController(Controller):
     @get(
         "/{task_id:str}",
         operation_id="getTask",
+        operation_class=documented(IF_NONE_MATCH, tagged=True),
         summary="Get task by ID",
         responses={**examples.FOUND, **TASK_READ_ERRORS, **NOT_MODIFIED},
     )
@@ -322,7 +310,7 @@ class TaskController(Controller):
         caller: NamedDependency[Caller],
         task_id: TaskId,
         as_of: Annotated[
-            str | None, QueryParameter(name="asOf", description="The task as it stood at this time")
+            str | None, time_parameter("asOf", "The task as it stood at this time")
         ] = None,
     ) -> ASGIApp:
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With
@@ -349,6 +337,7 @@ class TaskController(Controller):
     @get(
         "/{task_id:str}/events",
         operation_id="getTaskEvents",
+        operation_class=documented(),
         summary="A task's audit history",
         responses={**examples.HISTORY, **TASK_READ_ERRORS},
     )
@@ -366,17 +355,26 @@ class TaskController(Controller):
     @put(
         "/{task_id:str}",
         operation_id="updateTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Update a task",
-        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.UPDATED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETION_ON_OPEN_TASK, examples.ALREADY_COMPLETED, examples.DEFERRED
+            ),
+        },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def update(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> ASGIApp:
         """Set the fields given; those left out keep their values, and objects given
-        (`metadata`, `autoComplete`, ...) replace the task's whole. A new `ownerId`
-        reassigns the task and `status` `completed` completes it. With `If-Match`, refused
-        (412) once the task has moved past that version."""
+        (`metadata`, `autoComplete`, ...) replace the task's whole. A body is required; `{}`
+        changes nothing. A new `ownerId` reassigns the task and `status` `completed` completes
+        it as /complete does, so a task already completed, or deferred, is refused (400);
+        `outcome` and `completionNotes` are refused (400) unless the task is, or becomes,
+        completed. With `If-Match`, refused (412) once the task has moved past that version."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -384,15 +382,26 @@ class TaskController(Controller):
     @patch(
         "/{task_id:str}",
         operation_id="patchTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Partially update a task",
-        responses={**examples.UPDATED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.UPDATED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETION_ON_OPEN_TASK,
+                examples.ALREADY_COMPLETED,
+                examples.DEFERRED,
+                examples.TOO_MANY_KEYS,
+            ),
+        },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
     async def patch(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> ASGIApp:
         """As PUT, except that `metadata`, `autoComplete` and `agentReminders` merge into the
-        task's key by key, a null value removing its key (RFC 7396)."""
+        task's key by key, a null value removing its key (RFC 7396); a merge that leaves one
+        of them over 50 keys, or a metadata value over its size, is refused (400)."""
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -400,9 +409,14 @@ class TaskController(Controller):
     @post(
         "/{task_id:str}/complete",
         operation_id="completeTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True, optional_body=True),
         summary="Mark a task as completed",
         status_code=200,
-        responses={**examples.COMPLETED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.COMPLETED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(examples.ALREADY_COMPLETED, examples.DEFERRED),
+        },
         dependencies=request_body(
             CompleteTask, examples.COMPLETE_EXAMPLE, "The reference's completion"
         ),
@@ -410,26 +424,36 @@ class TaskController(Controller):
     async def complete(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> ASGIApp:
-        """Complete the task with an outcome (`resolved` by default) and optional notes. A task
-        already completed, or deferred, cannot be completed (400)."""
-        command = await decode_body(request, CompleteTask)
+        """Complete the task with an outcome (`resolved` by default) and optional notes; the
+        body may be left out. A task already completed, or deferred, cannot be completed
+        (400)."""
+        command = await decode_body(request, CompleteTask, optional=True)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result(wire.COMPLETED))
 
     @post(
         "/{task_id:str}/snooze",
         operation_id="snoozeTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Snooze a task",
         status_code=200,
-        responses={**examples.SNOOZED, **TASK_COMMAND_ERRORS},
+        responses={
+            **examples.SNOOZED,
+            **TASK_COMMAND_ERRORS,
+            **refused_by_rules(
+                examples.COMPLETED_NOT_SNOOZED,
+                examples.NOT_IN_FUTURE,
+                examples.REMINDER_OUT_OF_CALENDAR,
+            ),
+        },
         dependencies=request_body(SnoozeTask, examples.SNOOZE_EXAMPLE, "The reference's snooze"),
     )
     async def snooze(
         self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
     ) -> ASGIApp:
         """Postpone the task to `newDueDate`, which must be in the future, and count the
-        snooze; with `adjustReminders` (the default) its reminders move by as much. A
-        completed task cannot be snoozed (400)."""
+        snooze; with `adjustReminders` (the default) its reminders move by as much, and not
+        out of the calendar. A completed task cannot be snoozed (400)."""
         command = await decode_body(request, SnoozeTask)
 
         def render(result: service.CommandResult) -> SnoozeResult:
@@ -441,6 +465,7 @@ class TaskController(Controller):
     @post(
         "/{task_id:str}/reassign",
         operation_id="reassignTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY, tagged=True),
         summary="Reassign a task to another owner",
         status_code=200,
         responses={**examples.REASSIGNED, **TASK_COMMAND_ERRORS},
@@ -459,6 +484,7 @@ class TaskController(Controller):
     @delete(
         "/{task_id:str}",
         operation_id="deleteTask",
+        operation_class=documented(IF_MATCH, IDEMPOTENCY_KEY),
         summary="Delete a task",
         status_code=200,
         responses={**examples.DELETED, **TASK_COMMAND_ERRORS},

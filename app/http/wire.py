@@ -91,9 +91,16 @@ class EventPage(msgspec.Struct):
     next: str
 
 
-async def decode_body(request: Request[Any, Any, Any], command_type: type[T]) -> T:
-    """The request body as a command; 400 naming the field when it is not one."""
-    body = await request.body() or b"{}"
+async def decode_body(
+    request: Request[Any, Any, Any], command_type: type[T], *, optional: bool = False
+) -> T:
+    """The request body as a command; 400 naming the field when it is not one. A body left
+    out is refused unless it is `optional`, when it stands for `{}`."""
+    body = await request.body()
+    if not body:
+        if not optional:
+            raise validation_error(["body: required (a JSON object)"])
+        body = b"{}"
     check_document(body)
     try:
         return msgspec.json.decode(body, type=command_type)

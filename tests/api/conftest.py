@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -11,6 +11,7 @@ from app.settings import Settings
 from tests.api.task_api import TaskApi
 from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
+from tests.fault.served_api import ServedApi
 
 
 @pytest.fixture
@@ -32,3 +33,14 @@ async def racing_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=database_url, run_projections=False))
     async with running_lifespan(app), client_of(app) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def served_api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    """`tasks-api serve` on a free 127.0.0.1 port, for clients that speak HTTP (a browser, a
+    generated client, schemathesis), one request at a time: a few connections serve it."""
+    log = tmp_path_factory.mktemp("served") / "serve.log"
+    with ServedApi(
+        database_url, log, TASKS_RUN_PROJECTIONS="false", TASKS_DB_POOL_SIZE="2"
+    ) as served:
+        yield served

@@ -159,10 +159,14 @@ async def test_timestamps_are_written_in_utc_with_z(tasks: TaskApi) -> None:
     assert task["dueDate"] == "2030-04-15T10:00:00Z"
 
 
-async def test_a_time_without_an_offset_is_taken_as_utc(tasks: TaskApi) -> None:
-    task = await tasks.create(dueDate="2030-04-15T10:00:00")
+async def test_a_time_without_an_offset_is_refused_naming_the_field(tasks: TaskApi) -> None:
+    response = await tasks.call(
+        "POST", "/v1/tasks", json={"title": "x", "dueDate": "2030-04-15T10:00:00"}
+    )
 
-    assert task["dueDate"] == "2030-04-15T10:00:00Z"
+    assert response.status_code == 400
+    [detail] = response.json()["error"]["details"]
+    assert detail.startswith("dueDate:")
 
 
 async def test_created_at_is_the_time_of_creation(tasks: TaskApi) -> None:

@@ -59,11 +59,14 @@ async def test_a_request_without_an_api_key_is_unauthenticated(
     assert_error(response, 401, "AuthenticationError")
 
 
-@pytest.mark.parametrize("query", ["colour=red", "limit=5&limit=6", "ownerId=a%00b"])
+@pytest.mark.parametrize(
+    "query", ["colour=red", "limit=5&limit=6", "ownerId=a%00b", "limit=all", "status=done"]
+)
+@pytest.mark.parametrize("path", ["/v1/tasks", "/v1/tasks/customer/cust_1"])
 async def test_a_request_without_an_api_key_is_unauthenticated_whatever_its_query(
-    client: AsyncTestClient, query: str
+    client: AsyncTestClient, path: str, query: str
 ) -> None:
-    response = await request(client, "GET", f"/v1/tasks?{query}", {})
+    response = await request(client, "GET", f"{path}?{query}", {})
 
     assert_error(response, 401, "AuthenticationError")
 

@@ -413,6 +413,28 @@ async def test_a_time_at_the_edge_of_the_calendar_is_refused_not_a_failure(
         assert_refused(await tasks.call(method, path, json=fields))
 
 
+@pytest.mark.parametrize(
+    ("due", "accepted"),
+    [
+        ("0001-06-01T00:00:00Z", False),
+        ("0002-01-01T00:00:00+23:59", True),
+        ("9998-12-31T23:59:59-23:59", True),
+        ("9999-01-01T00:00:00Z", False),
+    ],
+)
+async def test_a_time_is_written_in_a_year_from_0002_to_9998(
+    tasks: TaskApi, due: str, accepted: bool
+) -> None:
+    response = await tasks.call("POST", "/v1/tasks", json={"title": "x", "dueDate": due})
+    listed = await tasks.call("GET", "/v1/tasks", params={"dueBefore": due})
+
+    if accepted:
+        assert (response.status_code, listed.status_code) == (201, 200)
+    else:
+        assert_refused(response)
+        assert_refused(listed)
+
+
 async def test_snoozing_a_reminder_past_the_calendar_is_refused(tasks: TaskApi) -> None:
     reminders = {"reminders": [{"remindAt": "9999-12-30T00:00:00Z"}]}
     task = await tasks.create(dueDate="2030-01-01T00:00:00Z", agentReminders=reminders)

@@ -46,6 +46,21 @@ async def test_completing_without_a_body_resolves_the_task(tasks: TaskApi) -> No
 
 
 @pytest.mark.parametrize(
+    "path", ["/v1/tasks", "/v1/tasks/{task_id}/snooze", "/v1/tasks/{task_id}/reassign"]
+)
+async def test_a_command_that_takes_a_body_is_refused_without_one(
+    tasks: TaskApi, path: str
+) -> None:
+    task = await tasks.create()
+
+    response = await tasks.call("POST", path.format(task_id=task["_id"]))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == ["body: required (a JSON object)"]
+    assert await tasks.event_types(task["_id"]) == ["TASK_CREATED"]
+
+
+@pytest.mark.parametrize(
     "outcome",
     ["resolved", "no_answer", "callback_scheduled", "escalated", "auto_completed", "other"],
 )
@@ -138,12 +153,16 @@ async def test_snoozing_is_recorded_as_task_snoozed(tasks: TaskApi) -> None:
     assert event["data"]["snoozeCount"] == 1
 
 
-async def test_a_snooze_time_without_an_offset_is_utc(tasks: TaskApi) -> None:
+async def test_a_snooze_time_without_an_offset_is_refused(tasks: TaskApi) -> None:
     task = await tasks.create()
 
-    body = await tasks.act(task["_id"], "snooze", {"newDueDate": "2030-04-16T10:00:00"})
+    response = await tasks.call(
+        "POST", f"/v1/tasks/{task['_id']}/snooze", json={"newDueDate": "2030-04-16T10:00:00"}
+    )
 
-    assert body["task"]["dueDate"] == "2030-04-16T10:00:00Z"
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0].startswith("newDueDate:")
+    assert await tasks.get(task["_id"]) == task
 
 
 async def test_snoozing_into_the_past_is_rejected(tasks: TaskApi) -> None:

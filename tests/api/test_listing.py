@@ -76,15 +76,22 @@ async def test_an_invalid_page_or_order_is_rejected(
     [
         {"status": "done"},
         {"status": "in_progress,done"},
+        {"status": "in_progress, completed"},
+        {"status": "in_progress,"},
+        {"status": ""},
         {"priority": "critical"},
+        {"priority": "HIGH"},
         {"dueBefore": "soon"},
         {"dueAfter": "2030-13-01"},
         {"overdue": "maybe"},
         {"ownerId": "o" * 201},
     ],
 )
-async def test_an_invalid_filter_is_rejected(tasks: TaskApi, params: dict[str, Any]) -> None:
-    response = await tasks.call("GET", "/v1/tasks", params=params)
+@pytest.mark.parametrize("path", LISTS)
+async def test_an_invalid_filter_is_rejected(
+    tasks: TaskApi, path: str, params: dict[str, Any]
+) -> None:
+    response = await tasks.call("GET", path, params=params)
 
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -164,11 +171,34 @@ async def test_due_before_and_due_after_bound_the_due_date(tasks: TaskApi) -> No
     assert await tasks.titles(dueAfter="2030-01-15T00:00:00Z", dueBefore="2030-02-15") == ["02"]
 
 
-async def test_a_due_bound_without_an_offset_is_utc(tasks: TaskApi) -> None:
+async def test_a_due_bound_is_read_in_its_offset(tasks: TaskApi) -> None:
     await tasks.create(title="ten", dueDate="2030-01-01T10:00:00Z")
 
-    assert await tasks.titles(dueBefore="2030-01-01T10:30:00") == ["ten"]
+    assert await tasks.titles(dueBefore="2030-01-01T10:30:00Z") == ["ten"]
     assert await tasks.titles(dueBefore="2030-01-01T10:30:00+01:00") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/v1/tasks", "dueBefore", "2030-01-01T10:30:00"),
+        ("/v1/tasks", "dueAfter", "2030-01-01T10:30:00.250"),
+        ("/v1/tasks/{task_id}", "asOf", "2030-01-01T10:30:00"),
+        ("/v1/tasks/analytics", "startDate", "2030-01-01T00:00:00"),
+        ("/v1/tasks/analytics", "endDate", "2030-01-31T23:59:59.5"),
+    ],
+)
+async def test_a_time_without_an_offset_is_refused_naming_the_parameter(
+    tasks: TaskApi, path: str, name: str, value: str
+) -> None:
+    task = await tasks.create()
+
+    response = await tasks.call("GET", path.format(task_id=task["_id"]), params={name: value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == [
+        f"{name} must give its offset from UTC (Z or +hh:mm)"
+    ]
 
 
 async def test_overdue_lists_open_tasks_due_before_now(tasks: TaskApi) -> None:
@@ -351,3 +381,32 @@ async def test_a_customer_without_tasks_has_an_empty_list(tasks: TaskApi) -> Non
     page = await tasks.list("/v1/tasks/customer/nobody")
 
     assert (page["tasks"], page["total"], page["totalPages"]) == ([], 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "in_progress,pending"}, ["due soon", "urgent one"]),
+        ({"priority": "urgent"}, ["urgent one"]),
+        ({"ownerId": "agent_1"}, ["due soon"]),
+        ({"dueBefore": "2030-01-15"}, ["due soon", "overdue"]),
+        ({"dueAfter": "2030-01-15T00:00:00+01:00"}, ["urgent one"]),
+        ({"search": "URGENT"}, ["urgent one"]),
+        ({"overdue": "true"}, ["overdue"]),
+    ],
+)
+async def test_customer_tasks_take_the_list_filters(
+    tasks: TaskApi, params: dict[str, Any], expected: list[str]
+) -> None:
+    customer = {"relatedCustomerId": "cust_1"}
+    soon, later = "2030-01-02T00:00:00Z", "2030-02-01T00:00:00Z"
+    await tasks.create(
+        title="due soon", status="in_progress", ownerId="agent_1", dueDate=soon, **customer
+    )
+    await tasks.create(
+        title="urgent one", status="pending", priority="urgent", dueDate=later, **customer
+    )
+    await tasks.create(title="overdue", dueDate=timestamp(now() - timedelta(days=1)), **customer)
+    await tasks.create(title="another customer's", status="pending", relatedCustomerId="cust_2")
+
+    assert await tasks.titles("/v1/tasks/customer/cust_1", sort="title", **params) == expected

@@ -100,6 +100,73 @@ async def test_a_current_if_match_lets_the_write_through(
     assert response.headers["ETag"] == '"2"'
 
 
+@pytest.mark.parametrize("if_match", ['"999", "2"', '"2","999"', 'W/"1" , "2"', '"abc", "2"', "*"])
+async def test_an_if_match_list_lets_the_write_through_when_any_tag_is_current(
+    client: AsyncTestClient, tenant: Tenant, if_match: str
+) -> None:
+    task_id, _ = await create(client, tenant)
+    await client.patch(f"/v1/tasks/{task_id}", json={"priority": "low"}, headers=tenant.headers)
+
+    response = await client.put(
+        f"/v1/tasks/{task_id}",
+        json={"title": "New"},
+        headers={**tenant.headers, "If-Match": if_match},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["ETag"] == '"3"'
+
+
+@pytest.mark.parametrize("if_match", ['W/"2"', '"02"', '"999", "1"', '"2x"', "", " , "])
+async def test_an_if_match_naming_no_current_version_strongly_is_refused(
+    client: AsyncTestClient, tenant: Tenant, if_match: str
+) -> None:
+    task_id, _ = await create(client, tenant)
+    await client.patch(f"/v1/tasks/{task_id}", json={"priority": "low"}, headers=tenant.headers)
+
+    response = await client.put(
+        f"/v1/tasks/{task_id}",
+        json={"title": "New"},
+        headers={**tenant.headers, "If-Match": if_match},
+    )
+
+    assert response.status_code == 412
+    assert response.headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
+@pytest.mark.parametrize(
+    "value", ["2", '"2', "W/2", '"2";"3"', '"2", *', '"a"b"', " ," * 4000 + "!"]
+)
+async def test_a_header_that_is_no_list_of_entity_tags_is_refused_naming_it(
+    client: AsyncTestClient, tenant: Tenant, header: str, value: str
+) -> None:
+    task_id, _ = await create(client, tenant)
+    method = "PUT" if header == "If-Match" else "GET"
+
+    response = await client.request(
+        method,
+        f"/v1/tasks/{task_id}",
+        json={"title": "New"} if method == "PUT" else None,
+        headers={**tenant.headers, header: value},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0].startswith(f"{header}:")
+
+
+async def test_an_if_none_match_list_naming_the_version_weakly_is_not_modified(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    task_id, _ = await create(client, tenant)
+
+    response = await client.get(
+        f"/v1/tasks/{task_id}", headers={**tenant.headers, "If-None-Match": '"7", W/"1"'}
+    )
+
+    assert response.status_code == 304
+
+
 async def test_concurrent_snoozes_without_if_match_lose_no_update(
     client: AsyncTestClient, racing_client: httpx.AsyncClient, tenant: Tenant
 ) -> None:

@@ -71,6 +71,29 @@ async def test_an_update_that_changes_nothing_records_no_event(tasks: TaskApi, m
     assert await tasks.event_types(task["_id"]) == ["TASK_CREATED"]
 
 
+@BOTH
+async def test_an_update_without_a_body_is_refused_naming_it(tasks: TaskApi, method: str) -> None:
+    task = await tasks.create()
+
+    response = await tasks.call(method, f"/v1/tasks/{task['_id']}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == ["body: required (a JSON object)"]
+    assert await tasks.event_types(task["_id"]) == ["TASK_CREATED"]
+
+
+@BOTH
+async def test_an_empty_object_is_an_update_that_changes_nothing(
+    tasks: TaskApi, method: str
+) -> None:
+    task = await tasks.create(priority="high", metadata={"keep": True})
+
+    updated = await tasks.update(method, task["_id"], {})
+
+    assert updated == task
+    assert await tasks.event_types(task["_id"]) == ["TASK_CREATED"]
+
+
 async def test_put_replaces_metadata_wholesale(tasks: TaskApi) -> None:
     task = await tasks.create(metadata={"a": 1, "b": {"x": 1}})
 

@@ -25,8 +25,10 @@ ACCEPTED_AT_THE_LIMIT = {
     "20 tags": {"tags": [f"tag{n}" for n in range(20)]},
     "a tag of 50 characters": {"tags": ["t" * 50]},
     "50 metadata keys": {"metadata": metadata_of(50)},
-    # A string's JSON carries its two quotes: 998 characters are 1000 as JSON.
-    "a metadata value of 1000 characters as JSON": {"metadata": {"note": "v" * 998}},
+    "a metadata string of 1000 characters": {"metadata": {"note": "v" * 1000}},
+    # A string is measured in characters, not in its JSON escapes.
+    "a metadata string of 1000 quotes": {"metadata": {"note": '"' * 1000}},
+    "a metadata object of 1000 characters as JSON": {"metadata": {"note": {"t": "v" * 992}}},
     "ids of 200 characters": {"ownerId": "i" * 200, "relatedCustomerId": "i" * 200},
     "linkedEntity with type and id only": {"linkedEntity": {"type": "deal", "id": "d1"}},
     "autoComplete of 50 keys": {"autoComplete": metadata_of(50)},
@@ -44,8 +46,8 @@ REJECTED = {
     "a tag of 51 characters": ({"title": "x", "tags": ["t" * 51]}, "tags"),
     "an empty tag": ({"title": "x", "tags": [""]}, "tags"),
     "51 metadata keys": ({"title": "x", "metadata": metadata_of(51)}, "metadata"),
-    "a metadata value over 1000 characters as JSON": (
-        {"title": "x", "metadata": {"note": "v" * 999}},
+    "a metadata string over 1000 characters": (
+        {"title": "x", "metadata": {"note": "v" * 1001}},
         "metadata",
     ),
     "a nested metadata value over 1000 characters as JSON": (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from domain.decide import decide
@@ -74,10 +75,9 @@ def test_a_task_that_is_not_completed_can_be_snoozed(status: str) -> None:
     assert after(created({"status": status}), snooze(NEW_DUE)).snooze_count == 1
 
 
-def test_a_snooze_time_without_offset_is_taken_as_utc() -> None:
-    naive = datetime(2030, 5, 1, 9, 30)
-
-    assert after(created(), snooze(naive)).due_date == naive.replace(tzinfo=UTC)
+def test_a_snooze_time_without_offset_is_refused() -> None:
+    with pytest.raises(msgspec.ValidationError, match="newDueDate"):
+        snooze(datetime(2030, 5, 1, 9, 30))
 
 
 class TestReminders:
