@@ -31,8 +31,8 @@ from bench.open_loop import open_loop_loads, open_loop_rows
 from bench.plan import FULL, QUICK, Plan
 from bench.rate_limit_slices import rate_limit_slices, slices_row
 from bench.report import Row, cpu_table, number, say, table
-from bench.requests import paced_creates, paced_gets, request_files
-from bench.saturation import Keys, raw_insert_ceiling, saturation_round, saturation_rows
+from bench.requests import Keys, paced_creates, paced_gets, request_files
+from bench.saturation import raw_insert_ceiling, saturation_round, saturation_rows
 from bench.server import api_server, bare_server, serving
 from projections.rebuild import count_events, rebuild
 from projections.registry import PROJECTORS

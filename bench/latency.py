@@ -17,8 +17,7 @@ from bench.dataset import LoadedTenant
 from bench.load import LoadResult, run_wrk
 from bench.plan import Plan
 from bench.report import Row, milliseconds, say
-from bench.requests import SEARCH_WORDS, RequestFiles, search_path
-from bench.saturation import Keys
+from bench.requests import SEARCH_WORDS, Keys, RequestFiles, search_path
 from bench.server import Server
 
 

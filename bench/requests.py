@@ -1,5 +1,5 @@
-"""What each load sends: the files of task ids and query paths the Lua scripts read, and the
-requests the paced generator sends, rendered once."""
+"""What each load sends: the tenants' API keys, the files of task ids and query paths the Lua
+scripts read, and the requests the paced generator sends, rendered once."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ SEARCH_WORDS = ("refund", "escalation", "warranty", "invoice")
 # are completed, once each, in their own share per saturation round.
 SNOOZE_SHARE = 0.1
 PACED_REQUESTS = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The API keys of the tenants read from and written to."""
+
+    lists: str
+    stats: str
+    commands: str
 
 
 @dataclass(frozen=True, slots=True)

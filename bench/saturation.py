@@ -8,7 +8,6 @@ the bare one."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import psutil
 
@@ -17,7 +16,7 @@ from bench.database import wait_until_idle
 from bench.load import LoadResult, run_wrk
 from bench.plan import Plan
 from bench.report import Row, number, rate_and_latency, say
-from bench.requests import RequestFiles
+from bench.requests import Keys, RequestFiles
 from bench.server import CONSTANT_PATH, Server
 
 RAW = "raw INSERT, 64 connections"
@@ -36,15 +35,6 @@ TARGETS: tuple[tuple[str, str | None, float | None], ...] = (
     ("analytics", None, None),
 )
 CEILING_NAMES = {RAW: "raw INSERT", BARE: "bare route"}
-
-
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """The API keys of the tenants read from and written to."""
-
-    lists: str
-    stats: str
-    commands: str
 
 
 def saturation_round(
