@@ -103,15 +103,19 @@ def throwaway_database() -> Iterator[str]:
         _run_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def wait_until_idle(database_url: str, within: float = IDLE_WAIT_SECONDS) -> None:
-    """Until every projection runner has applied the events of the loads before and no
-    statement runs on the database but this one, or `within` seconds have passed: what a
-    load left behind is not measured against the next."""
+async def wait_until_idle(
+    database_url: str, within: float = IDLE_WAIT_SECONDS, runners: bool = True
+) -> None:
+    """Until every projection runner has applied the events of the loads before (unless no
+    server runs them: `runners` false) and no statement runs on the database but this one,
+    or `within` seconds have passed: what a load left behind is not measured against the
+    next."""
     conn = await connect(database_url)
     try:
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
-            if not await conn.fetchval(_BEHIND, RUNNERS) and not await conn.fetchval(_BUSY):
+            behind = runners and await conn.fetchval(_BEHIND, RUNNERS)
+            if not behind and not await conn.fetchval(_BUSY):
                 return
             await asyncio.sleep(0.2)
     finally:

@@ -33,6 +33,7 @@ FULL = Plan(
     name="full",
     list_tasks=100_000,
     stats_tasks=1_000_000,
+    # Open tasks enough for each round to complete 31,000 (3,100/s) without a repeat.
     command_tasks=100_000,
     seconds=10,
     ceiling_seconds=8,
@@ -41,14 +42,15 @@ FULL = Plan(
     slices_limit=600,
     slices_seconds=2,
     lag_rates=(1_000, 250),
-    lag_seconds=20,
+    lag_seconds=10,
 )
 
 QUICK = Plan(
     name="quick",
     list_tasks=2_000,
     stats_tasks=5_000,
-    command_tasks=3_000,
+    # Open tasks enough for each round to complete 2,500 without a repeat.
+    command_tasks=8_000,
     seconds=1,
     ceiling_seconds=1.5,
     latency_seconds=1,

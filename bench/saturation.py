@@ -91,7 +91,8 @@ def saturation_round(
 
 
 def raw_insert_ceiling(plan: Plan, database_url: str, postgres: psutil.Process) -> LoadResult:
-    asyncio.run(wait_until_idle(database_url))
+    """Measured while no API server runs: none applies the events appended before."""
+    asyncio.run(wait_until_idle(database_url, runners=False))
     say(RAW)
     return asyncio.run(
         appends.raw_inserts(database_url, plan.connections, plan.ceiling_seconds, postgres)
