@@ -12,12 +12,15 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import asyncpg
 import msgspec
+import psutil
 
 from app.ids import new_id
 from app.store import event_log
+from bench.cpu import Meter, own_cpu_seconds
+from bench.database import connect, wait_for_connections
 from bench.dataset import task_command
+from bench.load import LoadResult
 from domain import decide
 from domain.events import TaskEvent
 from store.pool import open_pool
@@ -39,8 +42,9 @@ def sample_payload() -> bytes:
 
 async def _for_seconds(
     concurrency: int, seconds: float, one: Callable[[int], Awaitable[None]]
-) -> float:
-    """Run `one` back to back in `concurrency` tasks for `seconds`; completions per second."""
+) -> tuple[int, float]:
+    """Run `one` back to back in `concurrency` tasks for `seconds`: completions, and the
+    seconds they took."""
     done = 0
     deadline = time.monotonic() + seconds
 
@@ -52,21 +56,25 @@ async def _for_seconds(
 
     started = time.monotonic()
     await asyncio.gather(*(worker(index) for index in range(concurrency)))
-    return done / (time.monotonic() - started)
+    return done, time.monotonic() - started
 
 
-async def raw_insert_rate(database_url: str, concurrency: int, seconds: float) -> float:
+async def raw_inserts(
+    database_url: str, concurrency: int, seconds: float, postgres: psutil.Process
+) -> LoadResult:
     """Single-row INSERTs, each its own commit, into a copy of the events table's columns,
-    keys and indexes (no triggers), from one asyncpg connection per worker."""
-    admin = await asyncpg.connect(database_url)
+    keys and indexes (no triggers), from one asyncpg connection per worker; with the CPU they
+    cost this process (the client) and PostgreSQL, once every connection is open."""
+    await wait_for_connections(database_url, concurrency + 1)
+    admin = await connect(database_url)
     await admin.execute(
-        f"CREATE TABLE {RAW_TABLE} (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY "
-        "INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} (LIKE events INCLUDING DEFAULTS "
+        "INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)"
     )
     await admin.close()
     payload = sample_payload().decode()
     metadata = msgspec.json.encode(METADATA).decode()
-    connections = [await asyncpg.connect(database_url) for _ in range(concurrency)]
+    connections = [await connect(database_url) for _ in range(concurrency)]
     insert = (
         f"INSERT INTO {RAW_TABLE} (tenant_id, stream_id, stream_version, event_type, "
         "payload_version, data, metadata, recorded_at) VALUES ($1, $2, 1, $3, 2, $4, $5, $6)"
@@ -78,10 +86,14 @@ async def raw_insert_rate(database_url: str, concurrency: int, seconds: float) -
         )
 
     try:
-        return await _for_seconds(concurrency, seconds, one)
+        meter = Meter([], postgres)
+        client_before = own_cpu_seconds()
+        done, took = await _for_seconds(concurrency, seconds, one)
+        usage = meter.usage(own_cpu_seconds() - client_before)
     finally:
         for conn in connections:
             await conn.close()
+    return LoadResult(done, took, None, None, 0, 0, usage)
 
 
 async def event_store_rate(database_url: str, concurrency: int, seconds: float) -> float:
@@ -104,9 +116,10 @@ async def event_store_rate(database_url: str, concurrency: int, seconds: float) 
         )
 
     try:
-        return await _for_seconds(concurrency, seconds, one)
+        done, took = await _for_seconds(concurrency, seconds, one)
     finally:
         await pool.close()
+    return done / took
 
 
 def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:
@@ -128,6 +141,7 @@ def append_rates(database_url: str, concurrency: int, seconds: float) -> tuple[f
     rounds = 3 if seconds >= 3 else 1
     ours, peer = [], []
     for _ in range(rounds):
+        asyncio.run(wait_for_connections(database_url, concurrency))
         ours.append(asyncio.run(event_store_rate(database_url, concurrency, seconds / rounds)))
         peer.append(peer_rate(database_url, concurrency, seconds / rounds))
     return sum(ours) / rounds, sum(peer) / rounds

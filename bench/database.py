@@ -16,17 +16,38 @@ import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
 
+from projections.registry import ASYNCHRONOUS
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
 # checked on every request as in production but never refuses one.
 RATE_LIMIT = 1_000_000_000
+# The projections a runner applies behind the log (the inline ones keep a checkpoint from
+# their last rebuild, which commands do not move).
+RUNNERS = [projector.name for projector in ASYNCHRONOUS]
 # How long a load waits for the statements of the one before it to finish.
 IDLE_WAIT_SECONDS = 30.0
+# How long a load that opens many connections waits for the server to have them.
+CONNECTIONS_WAIT_SECONDS = 120.0
 
 
 class CreatedTenant(msgspec.Struct, rename="camel"):
     tenant_id: str
     api_key: str
+
+
+async def connect(database_url: str) -> asyncpg.Connection:
+    """A connection, waiting a while for one when the server has none to spare: it is
+    shared, and its other clients come and go."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONNECTIONS_WAIT_SECONDS
+    while True:
+        try:
+            return await asyncpg.connect(database_url)
+        except asyncpg.TooManyConnectionsError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(1)
 
 
 def tasks_api() -> str:
@@ -53,11 +74,13 @@ def cli(database_url: str, *args: str) -> str:
     return done.stdout
 
 
-def create_tenants(database_url: str, names: list[str]) -> list[CreatedTenant]:
+def create_tenants(
+    database_url: str, names: list[str], rate_limit: int = RATE_LIMIT
+) -> list[CreatedTenant]:
     """`tasks-api tenant create` for each name, run side by side."""
 
     def create(name: str) -> CreatedTenant:
-        args = ("tenant", "create", name, "--rate-limit", str(RATE_LIMIT), "--json")
+        args = ("tenant", "create", name, "--rate-limit", str(rate_limit), "--json")
         out = cli(database_url, *args)
         return msgspec.json.decode(out.strip().splitlines()[-1], type=CreatedTenant)
 
@@ -80,27 +103,57 @@ def throwaway_database() -> Iterator[str]:
         _run_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def wait_until_idle(database_url: str, within: float = IDLE_WAIT_SECONDS) -> None:
-    """Until no statement runs on the database but this one, or `within` seconds have
-    passed."""
-    conn = await asyncpg.connect(database_url)
+async def wait_until_idle(
+    database_url: str, within: float = IDLE_WAIT_SECONDS, runners: bool = True
+) -> None:
+    """Until every projection runner has applied the events of the loads before (unless no
+    server runs them: `runners` false) and no statement runs on the database but this one,
+    or `within` seconds have passed: what a load left behind is not measured against the
+    next."""
+    conn = await connect(database_url)
     try:
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
-            busy = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'active' AND pid <> pg_backend_pid()"
-            )
-            if busy == 0:
+            behind = runners and await conn.fetchval(_BEHIND, RUNNERS)
+            if not behind and not await conn.fetchval(_BUSY):
                 return
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
 
 
+async def wait_for_connections(
+    database_url: str, needed: int, within: float = CONNECTIONS_WAIT_SECONDS
+) -> None:
+    """Until the server has `needed` connections to spare, or `within` seconds have passed:
+    it is shared, and its other clients come and go."""
+    conn = await connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            if await conn.fetchval(_SPARE) >= needed:
+                return
+            await asyncio.sleep(1)
+    finally:
+        await conn.close()
+
+
+_SPARE = """
+    SELECT current_setting('max_connections')::int
+        - current_setting('superuser_reserved_connections')::int
+        - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"""
+_BEHIND = """
+    SELECT count(*) FROM projection_checkpoints c WHERE c.projection = ANY($1) AND EXISTS (
+        SELECT 1 FROM events e
+        WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position))"""
+_BUSY = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"""
+
+
 def _run_sql(url: str, statement: str) -> None:
     async def run() -> None:
-        conn = await asyncpg.connect(url)
+        conn = await connect(url)
         try:
             await conn.execute(statement)
         finally:

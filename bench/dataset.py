@@ -1,11 +1,17 @@
 """The benchmark's tasks: made by the domain's own `create` rule, so the events are exactly what
 the API would have appended, loaded with COPY. The projections are then made by rebuilding
-them from these events (and that rebuild is measured)."""
+them from these events (and that rebuild is measured).
+
+Each task's title and description hold three of WORDS, drawn without replacement: each word is
+in 3/20 = 15% of a tenant's tasks, the share a common search word is measured at, and the
+loader counts them so the search's `total` can be checked exactly."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +66,15 @@ EVENT_COLUMNS = (
 )
 
 
+@dataclass(slots=True)
+class LoadedTenant:
+    """What the loader made for a tenant: (id, status) of each task, and how many of its
+    tasks hold each word in their title or description."""
+
+    tasks: list[tuple[str, str]] = field(default_factory=list)
+    word_counts: Counter[str] = field(default_factory=Counter)
+
+
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
@@ -84,8 +99,9 @@ def task_command(rng: random.Random, now: datetime) -> CreateTask:
 
 def tenant_events(
     tenant_id: str, count: int, seed: int, now: datetime
-) -> Iterator[tuple[str, str, list[tuple[Any, ...]]]]:
-    """Per task: its id, its status, and its events as COPY records."""
+) -> Iterator[tuple[str, str, list[str], list[tuple[Any, ...]]]]:
+    """Per task: its id, its status, the words of its text, and its events as COPY
+    records."""
     rng = random.Random(seed)
     metadata = _json({"actor": "bench-loader", "requestId": "bench", "correlationId": "bench"})
     for _ in range(count):
@@ -99,25 +115,27 @@ def tenant_events(
             record = (tenant_id, task_id, version, name, payload_version(name), _json(event))
             records.append((*record, metadata, created))
         status = "completed" if len(events) > 1 else str(command.status or "not_started")
-        yield task_id, status, records
+        text = f"{command.title} {command.description}".lower()
+        yield task_id, status, [word for word in WORDS if word in text], records
 
 
 async def load_tenant(
     conn: asyncpg.Connection, tenant_id: str, count: int, seed: int
-) -> list[tuple[str, str]]:
-    """COPY the events of `count` new tasks of a tenant; (id, status) of each."""
+) -> LoadedTenant:
+    """COPY the events of `count` new tasks of a tenant."""
     now = datetime.now(UTC).replace(microsecond=0)
-    tasks: list[tuple[str, str]] = []
+    loaded = LoadedTenant()
     events: list[tuple[Any, ...]] = []
-    for task_id, status, records in tenant_events(tenant_id, count, seed, now):
+    for task_id, status, words, records in tenant_events(tenant_id, count, seed, now):
         events.extend(records)
-        tasks.append((task_id, status))
+        loaded.tasks.append((task_id, status))
+        loaded.word_counts.update(words)
         if len(events) >= ROWS_PER_COPY:
             await _copy(conn, events)
             events = []
     if events:
         await _copy(conn, events)
-    return tasks
+    return loaded
 
 
 async def _copy(conn: asyncpg.Connection, events: list[tuple[Any, ...]]) -> None:

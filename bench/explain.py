@@ -50,12 +50,21 @@ def list_reads(tenant_id: str, now: datetime) -> dict[str, Read]:
 
 def figure_reads(tenant_id: str, now: datetime) -> dict[str, Read]:
     month_ago = now - timedelta(days=30)
+    week_ago = now - timedelta(days=7)
     return {
         "stats": lambda conn: figures.task_stats(conn, tenant_id, now),
         "stats?ownerId": lambda conn: figures.task_stats(conn, tenant_id, now, "agent_005"),
         "analytics": lambda conn: figures.task_analytics(conn, tenant_id, now, None, None, None),
         "analytics?startDate": lambda conn: figures.task_analytics(
             conn, tenant_id, now, month_ago, None, None
+        ),
+        "analytics?startDate&endDate, off whole days": lambda conn: figures.task_analytics(
+            conn,
+            tenant_id,
+            now,
+            month_ago.replace(hour=13, minute=45, second=10),
+            week_ago.replace(hour=8, minute=12, second=33),
+            None,
         ),
         "analytics?ownerId": lambda conn: figures.task_analytics(
             conn, tenant_id, now, None, None, "agent_009"

@@ -16,12 +16,11 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import asyncpg
-
 from app import service
 from app.database import Database, open_database
 from app.service import Caller
 from app.tenants import Principal
+from bench.database import connect
 from domain.commands import CreateTask
 from projections.registry import ROLLUPS
 
@@ -108,7 +107,7 @@ async def _poll_lags(
     database_url: str, tenant_id: str, sending_done: asyncio.Event
 ) -> list[tuple[str, float, float]]:
     """(task id, recorded_at, when the checkpoint was first seen past it) of each event."""
-    conn = await asyncpg.connect(database_url)
+    conn = await connect(database_url)
     checkpoint = (
         "SELECT transaction_id::text::bigint, global_position FROM projection_checkpoints "
         "WHERE projection = $1"

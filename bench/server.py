@@ -1,4 +1,5 @@
-"""The API as production runs it: `tasks-api serve` in its own processes, watched for memory."""
+"""The servers under load, each in processes of its own on a free port, watched for memory:
+the API as production runs it (`tasks-api serve`), and the bare Litestar app beside it."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import psutil
 
+from bench.bare_app import PATH as CONSTANT_PATH
 from bench.cpu import tree_cpu_seconds
 from bench.database import tasks_api
 
@@ -28,31 +33,27 @@ def free_port() -> int:
 
 
 class Server:
-    """`tasks-api serve --workers N` on a free port, with the peak RSS of each of its
-    processes sampled from start to stop."""
+    """`command` serving on a free port with `workers` processes, with the peak RSS of each of
+    its processes sampled from start to stop. Ready once the constant task answers."""
 
-    def __init__(self, database_url: str, workers: int, log_path: Path) -> None:
-        self.database_url = database_url
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], workers: int, log_path: Path
+    ) -> None:
+        self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.peak_rss: dict[int, int] = {}
-        self._env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "TASKS_BENCH_ROUTES": "1",
-        }
+        self._command = [*command, "--port", str(self.port), "--workers", str(workers)]
+        self._env = {**os.environ, **env}
         self._log_path = log_path
         self._stop = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._sampler = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> Server:
-        log = self._log_path.open("ab")
-        command = [tasks_api(), "serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
-        self._wait_until_ready()
-        self._sampler.start()
+        self.start()
+        self.wait_until_ready()
         return self
 
     def __exit__(
@@ -61,6 +62,15 @@ class Server:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        log = self._log_path.open("ab")
+        self._process = subprocess.Popen(self._command, env=self._env, stdout=log, stderr=log)
+
+    def stop(self) -> None:
+        if self._process is None or self._stop.is_set():
+            return
         self._stop.set()
         assert self._process is not None
         self._process.send_signal(signal.SIGINT)
@@ -95,23 +105,24 @@ class Server:
     def peak_worker_rss(self) -> int:
         return max(self.peak_rss.values(), default=0)
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_SECONDS
         assert self._process is not None
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"tasks-api serve exited; see {self._log_path}")
+                raise RuntimeError(f"{self.name} exited; see {self._log_path}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/bench/constant-task", timeout=1):
+                with urllib.request.urlopen(f"{self.base_url}{CONSTANT_PATH}", timeout=1):
                     pass
                 # Every worker must be up, not just the first to answer.
                 if self.workers == 1 or len(self.processes()) > self.workers:
                     time.sleep(2)
+                    self._sampler.start()
                     return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"tasks-api serve did not answer in {READY_SECONDS} s")
+        raise RuntimeError(f"{self.name} did not answer in {READY_SECONDS} s")
 
     def _sample(self) -> None:
         while not self._stop.is_set():
@@ -122,3 +133,56 @@ class Server:
                     continue
                 self.peak_rss[process.pid] = max(rss, self.peak_rss.get(process.pid, 0))
             self._stop.wait(SAMPLE_SECONDS)
+
+
+@contextmanager
+def serving(*servers: Server) -> Iterator[None]:
+    """Every server started at once, then each waited for; all stopped when the block ends."""
+    with ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+            server.start()
+        for server in servers:
+            server.wait_until_ready()
+        yield
+
+
+def api_server(
+    database_url: str,
+    workers: int,
+    log_path: Path,
+    redis_url: str | None = None,
+    run_projections: bool = True,
+) -> Server:
+    """`tasks-api serve`, the real command, with the constant route added; its rate limits
+    counted in Redis at `redis_url`, else in PostgreSQL (the default)."""
+    env = {
+        "DATABASE_URL": database_url,
+        "TASKS_BENCH_ROUTES": "1",
+        "TASKS_RUN_PROJECTIONS": "true" if run_projections else "false",
+    }
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    else:
+        # The default, whatever the bench's own environment says.
+        env["REDIS_URL"] = ""
+    store = "Redis" if redis_url else "PostgreSQL"
+    return Server(
+        f"tasks-api serve (rate limits in {store})",
+        [tasks_api(), "serve"],
+        env,
+        workers,
+        log_path,
+    )
+
+
+def bare_server(workers: int, log_path: Path) -> Server:
+    """bench/bare_app.py on uvicorn, configured as `tasks-api serve` runs it."""
+    command = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
+    return Server(
+        "the bare Litestar app",
+        [*command, "--no-access-log", "--log-level", "warning"],
+        {},
+        workers,
+        log_path,
+    )
