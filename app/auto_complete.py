@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from app import clock, service
 from app.database import Database
+from app.store.event_log import TenantMoving
 from app.tenants import Principal
 from domain.commands import CompleteTask
 from domain.errors import RuleViolation
@@ -45,7 +46,8 @@ async def complete_due_tasks(db: Database) -> int:
         for tenant_id, task_id in due:
             caller = service.Caller(Principal(tenant_id, SYSTEM_ACTOR), uuid.uuid4().hex)
             # Another sweeper or a client may get there first: then there is nothing to do.
-            with contextlib.suppress(RuleViolation, service.TaskNotFound):
+            # A tenant moving away is swept on its new cell.
+            with contextlib.suppress(RuleViolation, service.TaskNotFound, TenantMoving):
                 await service.run(db, caller, task_id, AUTO_COMPLETION)
                 completed += 1
         if len(due) < BATCH:

@@ -10,31 +10,54 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import auto_complete
+from app.cells import Cells
 from app.database import Database
+from app.relay import Publisher, Relay, StreamAddress
 from projections import runner
 from projections.registry import ASYNCHRONOUS
 
 log = logging.getLogger("tasks_api.background")
 
 
-async def run_background(engine: AsyncEngine, db: Database, stop: asyncio.Event) -> None:
+async def run_background(
+    engine: AsyncEngine, db: Database, stop: asyncio.Event, publisher: Publisher | None = None
+) -> None:
     """Until `stop` is set; each runner stops at a batch boundary. The runners work through
-    `engine`, the sweep's commands through `db` as a client's do."""
+    `engine`, the sweep's commands through `db` as a client's do. With a publisher, the
+    relay publishes the log to it as a runner too."""
+    relay = [] if publisher is None else [runner.run(engine, Relay(publisher), stop)]
     await asyncio.gather(
         *(runner.run(engine, projector, stop) for projector in ASYNCHRONOUS),
+        *relay,
         auto_complete.sweep(db, stop),
     )
 
 
+async def run_on_every_cell(
+    cells: Cells, stop: asyncio.Event, stream: StreamAddress | None = None
+) -> None:
+    """The background work of every cell, each cell's apart: one that is down holds back
+    none of the others. With a stream, every cell's relay publishes to it, on one
+    connection."""
+    publisher = None if stream is None else Publisher(stream)
+    try:
+        await asyncio.gather(
+            *(run_background(cell.engine, cell.db, stop, publisher) for cell in cells)
+        )
+    finally:
+        if publisher is not None:
+            await publisher.close()
+
+
 @asynccontextmanager
 async def running_in_background(
-    engine: AsyncEngine, db: Database, stop_within: float
+    cells: Cells, stop_within: float, stream: StreamAddress | None = None
 ) -> AsyncIterator[None]:
-    """The background work, for as long as the block runs. On leaving, each runner finishes
-    the batch it is applying and stops; work still busy after `stop_within` seconds is
-    cancelled, and the transaction it had open rolls back whole."""
+    """The background work of every cell, for as long as the block runs. On leaving, each
+    runner finishes the batch it is applying and stops; work still busy after `stop_within`
+    seconds is cancelled, and the transaction it had open rolls back whole."""
     stop = asyncio.Event()
-    work = asyncio.create_task(run_background(engine, db, stop))
+    work = asyncio.create_task(run_on_every_cell(cells, stop, stream))
     try:
         yield
     finally:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -29,7 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, tenants
-from app.database import create_engine, open_database
+from app.cells import HOME_CELL, CellAddress, cell_addresses
+from app.database import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import upgrade_to_head
 from app.settings import (
@@ -38,10 +41,12 @@ from app.settings import (
     SettingsError,
     effective_configuration,
     load_settings,
+    mask_password,
 )
 from domain.commands import parse_instant
 from projections.projector import Projector
 from projections.registry import PROJECTORS
+from store.pool import plain_url
 
 T = TypeVar("T")
 
@@ -77,10 +82,39 @@ class CreatedRole(msgspec.Struct, rename="camel"):
     url: str
 
 
+class CreatedTenantOnCell(msgspec.Struct, rename="camel"):
+    tenant_id: str
+    api_key: str
+    cell: str
+
+
 @dataclass(frozen=True)
-class Database:
-    url: str
+class Deployment:
+    """The cells the commands work on, the home cell (which holds the directory) first."""
+
+    cells: tuple[CellAddress, ...]
     embedded: bool
+    # TASKS_CELLS is set: the commands name the cells they work on.
+    several: bool = False
+
+    @property
+    def url(self) -> str:
+        """The home cell's database: the directory's."""
+        return self.cells[0].url
+
+    @property
+    def home(self) -> CellAddress:
+        return self.cells[0]
+
+    def named(self, name: str | None) -> CellAddress:
+        """The cell of that name (None: the home cell)."""
+        if name is None:
+            return self.home
+        for cell in self.cells:
+            if cell.name == name:
+                return cell
+        known = ", ".join(cell.name for cell in self.cells)
+        raise click.ClickException(f"no cell is named {name}; the cells are {known}")
 
 
 @click.group()
@@ -101,8 +135,8 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = _settings()
     with _database(settings, migrate=True) as database, _metrics_directory():
         # Worker processes build the app from the environment.
-        os.environ[ENV_NAMES["database_url"]] = database.url
         if database.embedded:
+            os.environ[ENV_NAMES["database_url"]] = database.url
             _create_demo_tenant(database.url)
         with _stop_signals_end_normally():
             uvicorn.run(
@@ -139,9 +173,16 @@ def config() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply the database migrations."""
+    """Apply the database migrations, on every cell."""
     with _database(_settings(), migrate=True) as database:
-        click.echo(f"{_describe(database)} is at the newest migration.")
+        for cell in database.cells:
+            described = _describe(database, cell)
+            click.echo(
+                f"Cell {cell.name}: {described[0].lower()}{described[1:]} is at the newest "
+                "migration."
+                if database.several
+                else f"{described} is at the newest migration."
+            )
 
 
 @main.group()
@@ -158,18 +199,222 @@ def tenant() -> None:
     metavar="PER_MINUTE",
     help="Requests per minute allowed to the tenant (default: the tier's).",
 )
+@click.option("--cell", "cell_name", help="The cell to place it on (default: the one with fewest).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def create_tenant(name: str, tier: str, rate_limit: int | None, as_json: bool) -> None:
-    """Create a tenant and its first API key."""
+def create_tenant(
+    name: str, tier: str, rate_limit: int | None, cell_name: str | None, as_json: bool
+) -> None:
+    """Create a tenant and its first API key, on the cell with fewest tenants unless --cell
+    names one."""
     with _database(_settings(), migrate=False) as database:
+        cell = database.named(cell_name) if cell_name else _fewest_tenants(database)
         issued = _transact(
-            database.url, lambda conn: tenants.create_tenant(conn, name, tier, rate_limit)
+            database.url, lambda conn: _create_on(database, cell, conn, name, tier, rate_limit)
         )
     if as_json:
-        _echo_json(CreatedTenant(tenant_id=issued.tenant_id, api_key=issued.api_key))
+        _echo_json(
+            CreatedTenantOnCell(tenant_id=issued.tenant_id, api_key=issued.api_key, cell=cell.name)
+            if database.several
+            else CreatedTenant(tenant_id=issued.tenant_id, api_key=issued.api_key)
+        )
     else:
-        click.echo(f"Created tenant {name} (id {issued.tenant_id}, tier {tier}).")
+        on = f", on cell {cell.name}" if database.several else ""
+        click.echo(f"Created tenant {name} (id {issued.tenant_id}, tier {tier}{on}).")
         _echo_key(issued)
+
+
+@tenant.command("move")
+@click.argument("tenant_id")
+@click.option("--to", "to", required=True, help="The cell to move it to.")
+def move_tenant(tenant_id: str, to: str) -> None:
+    """Move a tenant to another cell while it is in use: its events are appended again on
+    the target, its writes pause for the switch (the API answers 503 with Retry-After), the
+    directory leads its keys to the target, its projections there are checked against a
+    replay, and its rows are removed from the source. A move that fails before the switch
+    leaves the tenant on its cell. Run again on the same cell, it removes the rows an
+    unfinished move left on the source."""
+    from app.moves import MoveRefused, MoveUnfinished
+    from app.moves import move_tenant as move
+
+    async def work() -> Any:
+        engines = {cell.name: create_engine(cell.url, pool_size=2) for cell in database.cells}
+        try:
+            return await move(
+                engines,
+                database.home.name,
+                tenant_id,
+                to,
+                lambda line: click.echo(line, err=True),
+            )
+        finally:
+            for engine in engines.values():
+                await engine.dispose()
+
+    with _database(_settings(), migrate=False) as database:
+        database.named(to)
+        try:
+            with _database_errors():
+                moved = asyncio.run(work())
+        except (MoveRefused, MoveUnfinished) as failed:
+            raise click.ClickException(str(failed)) from None
+    click.echo(
+        f"Moved tenant {moved.tenant_id} from cell {moved.source} to cell {moved.target}: "
+        f"{moved.events} events; its writes paused {moved.paused_seconds:.2f} s."
+    )
+
+
+async def _create_on(
+    database: Deployment,
+    cell: CellAddress,
+    directory: AsyncConnection,
+    name: str,
+    tier: str,
+    rate_limit: int | None,
+) -> tenants.IssuedKey:
+    """The tenant in the directory, and on its cell when that is not the home: the cell's
+    row committed first, so the directory never leads to a cell that lacks the tenant."""
+    home = cell == database.home
+    issued = await tenants.create_tenant(
+        directory, name, tier, rate_limit, cell=None if home else cell.name
+    )
+    if not home:
+        await _on_cell(
+            cell.url, lambda conn: tenants.copy_tenant(directory, conn, issued.tenant_id)
+        )
+    return issued
+
+
+def _fewest_tenants(database: Deployment) -> CellAddress:
+    """The cell the directory places fewest tenants on; the first named of those tied."""
+    counts = _transact(database.url, tenants.tenants_by_cell)
+    placed = _counts_by_cell(database, counts)
+    return min(database.cells, key=lambda cell: placed[cell.name])
+
+
+def _counts_by_cell(database: Deployment, counts: dict[str | None, int]) -> dict[str, int]:
+    placed = {cell.name: counts.get(cell.name, 0) for cell in database.cells}
+    placed[database.home.name] += counts.get(None, 0)
+    return placed
+
+
+@main.group()
+def cell() -> None:
+    """The cells: PostgreSQL servers that tenants are placed on (TASKS_CELLS)."""
+
+
+@cell.command("list")
+def list_cells() -> None:
+    """Each cell, the home (which holds the directory) first: the tenants the directory
+    places on it, whether it answers, and its URL (password masked). Exits 1 when one does
+    not answer."""
+    with _database(_settings(), migrate=False) as database:
+        counts = _counts_by_cell(database, _transact(database.url, tenants.tenants_by_cell))
+        answers = asyncio.run(_reachability(database.cells))
+    names = max(len("cell"), *(len(cell.name) for cell in database.cells))
+    click.echo(f"{'cell':<{names}}  {'tenants':>7}  {'state':<24}  url")
+    for each, answer in zip(database.cells, answers, strict=True):
+        home = " (home)" if each == database.home else ""
+        click.echo(
+            f"{each.name:<{names}}  {counts[each.name]:>7}  {answer:<24}  "
+            f"{mask_password(each.url)}{home}"
+        )
+    if any(answer != REACHABLE for answer in answers):
+        raise SystemExit(1)
+
+
+REACHABLE = "reachable"
+REACH_SECONDS = 3.0
+
+
+async def _reachability(cells: tuple[CellAddress, ...]) -> list[str]:
+    async def reach(address: CellAddress) -> str:
+        try:
+            async with asyncio.timeout(REACH_SECONDS):
+                conn = await asyncpg.connect(plain_url(address.url))
+                try:
+                    await conn.execute("SELECT 1")
+                finally:
+                    await conn.close()
+        except TimeoutError:
+            return f"no answer in {REACH_SECONDS:g} s"
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return f"unreachable: {type(error).__name__}"
+        return REACHABLE
+
+    return list(await asyncio.gather(*(reach(address) for address in cells)))
+
+
+@main.group()
+def stream() -> None:
+    """The NATS JetStream stream the relays publish the log to (docs/stream.md)."""
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+SECONDS_PER = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str) -> float:
+    match = DURATION.fullmatch(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 15m, 12h or 7d")
+    return float(match[1]) * SECONDS_PER[match[2]]
+
+
+@stream.command("setup")
+@click.option("--max-age", default="0", show_default=True, help="Oldest kept (0: no limit).")
+@click.option("--max-bytes", type=int, default=-1, show_default=True, help="-1: no limit.")
+@click.option("--max-messages", type=int, default=-1, show_default=True, help="-1: no limit.")
+@click.option(
+    "--retention",
+    type=click.Choice(["limits", "interest", "workqueue"]),
+    default="limits",
+    show_default=True,
+)
+@click.option("--replicas", type=click.IntRange(1, 5), default=1, show_default=True)
+@click.option(
+    "--duplicate-window",
+    default="2m",
+    show_default=True,
+    help="How long a message id is remembered, to drop a republish.",
+)
+@click.option("--storage", type=click.Choice(["file", "memory"]), default="file", show_default=True)
+def set_up_stream(
+    max_age: str,
+    max_bytes: int,
+    max_messages: int,
+    retention: str,
+    replicas: int,
+    duplicate_window: str,
+    storage: str,
+) -> None:
+    """Create the stream NATS_STREAM on NATS_URL, holding the subjects
+    NATS_SUBJECT_PREFIX.>, or bring an existing one to these limits."""
+    from app.relay import StreamLimits, stream_address
+    from app.relay import set_up_stream as set_up
+
+    settings = _settings()
+    address = stream_address(settings)
+    if address is None:
+        raise BadSetting(f"{ENV_NAMES['nats_url']} is not set: there is no stream to set up")
+    limits = StreamLimits(
+        max_age_seconds=_duration(max_age),
+        max_bytes=max_bytes,
+        max_messages=max_messages,
+        retention=retention,
+        replicas=replicas,
+        duplicate_window_seconds=_duration(duplicate_window),
+        storage=storage,
+    )
+    try:
+        created = asyncio.run(set_up(address, limits))
+    except Exception as error:
+        raise click.ClickException(f"NATS: {error or type(error).__name__}") from None
+    done = "Created" if created else "Updated"
+    click.echo(
+        f"{done} stream {address.stream} on {mask_password(address.url)}: subjects "
+        f"{address.subject_prefix}.>, {retention} retention, duplicate window "
+        f"{limits.duplicate_window_seconds:g} s."
+    )
 
 
 @main.group()
@@ -235,8 +480,9 @@ def create_analyst(name: str, tenant_id: str | None, as_json: bool) -> None:
             raise click.ClickException(str(refused)) from None
 
     with _database(_settings(), migrate=False) as database:
-        created = _transact(database.url, work)
-    url = _url_as(database.url, name, created.password)
+        cell = _cell_of(database, tenant_id) if tenant_id is not None else database.home
+        created = _transact(cell.url, work)
+    url = _url_as(cell.url, name, created.password)
     if as_json:
         _echo_json(CreatedRole(role=name, tenant_id=tenant_id, password=created.password, url=url))
         return
@@ -252,18 +498,21 @@ def list_analysts() -> None:
     from app.analysts import list_analysts as listed
 
     with _database(_settings(), migrate=False) as database:
-        found = _transact(database.url, listed)
-    click.echo(f"{'role':<32} {'reads':<32} created")
-    for each in found:
-        reads = f"tenant {each.tenant_id}" if each.tenant_id else "every tenant"
-        click.echo(f"{each.role_name:<32} {reads:<32} {_shown_time(each.created_at)}")
+        found = [(cell, _transact(cell.url, listed)) for cell in database.cells]
+    on = f"{'cell':<16} " if database.several else ""
+    click.echo(f"{'role':<32} {on}{'reads':<32} created")
+    for cell, analysts in found:
+        on = f"{cell.name:<16} " if database.several else ""
+        for each in analysts:
+            reads = f"tenant {each.tenant_id}" if each.tenant_id else "every tenant"
+            click.echo(f"{each.role_name:<32} {on}{reads:<32} {_shown_time(each.created_at)}")
 
 
 @analyst.command("revoke")
 @click.argument("name")
 def revoke_analyst(name: str) -> None:
     """Take an analyst's reach away and drop its role."""
-    from app.analysts import AnalystRefused
+    from app.analysts import AnalystRefused, list_analysts
     from app.analysts import revoke_analyst as revoke
 
     async def work(conn: AsyncConnection) -> None:
@@ -272,8 +521,14 @@ def revoke_analyst(name: str) -> None:
         except AnalystRefused as refused:
             raise click.ClickException(str(refused)) from None
 
+    async def listed_here(conn: AsyncConnection) -> bool:
+        return any(each.role_name == name for each in await list_analysts(conn))
+
     with _database(_settings(), migrate=False) as database:
-        _transact(database.url, work)
+        # The cell that has it; the home cell's refusal names one that none has.
+        holders = [cell for cell in database.cells[1:] if _transact(cell.url, listed_here)]
+        for cell in holders or [database.home]:
+            _transact(cell.url, work)
     click.echo(f"Revoked analyst {name}: its role is dropped.")
 
 
@@ -284,25 +539,34 @@ def projections() -> None:
 
 @projections.command("run")
 def run_projections() -> None:
-    """Run the projection runners (and the auto-complete sweep) until stopped."""
-    from app.background import run_background
+    """Run the projection runners (and the auto-complete sweep) until stopped, on every
+    cell; with NATS_URL set, each cell's relay too."""
+    from app.background import run_on_every_cell
+    from app.cells import open_cells
     from app.logs import logging_config
+    from app.relay import stream_address
+    from projections.registry import ASYNCHRONOUS
 
     settings = _settings()
     # The same JSON lines as `serve`: the runners' state and the audit lines of the events
     # the sweep appends.
     logging_config(settings.log_level).configure()
 
-    async def work(engine: AsyncEngine) -> None:
+    async def work() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with open_database(database.url, pool_size=1) as db:
-            await run_background(engine, db, stop)
+        async with open_cells(
+            database.cells,
+            pool_size=1,
+            engine_pool_size=2 * len(ASYNCHRONOUS) + 1,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        ) as cells:
+            await run_on_every_cell(cells, stop, stream_address(settings))
 
-    with _database(settings, migrate=False) as database:
-        _with_engine(database.url, work)
+    with _database(settings, migrate=False) as database, _database_errors():
+        asyncio.run(work())
 
 
 @projections.command("status")
@@ -312,20 +576,27 @@ def projections_status() -> None:
     from projections.status import every_projection_status
 
     with _database(_settings(), migrate=False) as database:
-        statuses = _with_engine(
-            database.url, lambda engine: every_projection_status(engine, clock.now())
-        )
+        by_cell = [
+            (
+                cell,
+                _with_engine(cell.url, lambda engine: every_projection_status(engine, clock.now())),
+            )
+            for cell in database.cells
+        ]
+    on = f"{'cell':<16} " if database.several else ""
     click.echo(
-        f"{'projection':<16} {'applied':<12} {'checkpoint (txid.position)':<28} "
+        f"{on}{'projection':<16} {'applied':<12} {'checkpoint (txid.position)':<28} "
         f"{'behind':>8} {'lag ms':>8}"
     )
-    for status in statuses:
-        point = f"{status.checkpoint.transaction_id}.{status.checkpoint.position}"
-        applied = "inline" if status.inline else "by a runner"
-        click.echo(
-            f"{status.name:<16} {applied:<12} {point:<28} "
-            f"{status.events_behind:>8} {status.lag_ms:>8}"
-        )
+    for cell, statuses in by_cell:
+        on = f"{cell.name:<16} " if database.several else ""
+        for status in statuses:
+            point = f"{status.checkpoint.transaction_id}.{status.checkpoint.position}"
+            applied = "inline" if status.inline else "by a runner"
+            click.echo(
+                f"{on}{status.name:<16} {applied:<12} {point:<28} "
+                f"{status.events_behind:>8} {status.lag_ms:>8}"
+            )
 
 
 @projections.command("rebuild")
@@ -334,7 +605,10 @@ def rebuild_projections(names: tuple[str, ...]) -> None:
     """Replay the log into fresh tables and swap them in (all projections by default)."""
     chosen = _projectors(names)
     with _database(_settings(), migrate=False) as database:
-        _with_engine(database.url, lambda engine: _rebuild_showing_progress(engine, chosen))
+        for cell in database.cells:
+            if database.several:
+                click.echo(f"Cell {cell.name}:", err=True)
+            _with_engine(cell.url, lambda engine: _rebuild_showing_progress(engine, chosen))
 
 
 @projections.command("verify")
@@ -347,13 +621,16 @@ def verify_projections() -> None:
         return [difference for p in PROJECTORS.values() for difference in await verify(engine, p)]
 
     with _database(_settings(), migrate=False) as database:
-        differences = _with_engine(database.url, work)
-    for difference in differences:
-        for mismatch in difference.mismatches():
-            click.echo(str(mismatch))
-    if differences:
+        by_cell = [(cell, _with_engine(cell.url, work)) for cell in database.cells]
+    for cell, differences in by_cell:
+        on = f"cell {cell.name}: " if database.several else ""
+        for difference in differences:
+            for mismatch in difference.mismatches():
+                click.echo(f"{on}{mismatch}")
+    if any(differences for _, differences in by_cell):
         raise SystemExit(1)
-    click.echo("Every projection equals a replay of the log.")
+    on = " on every cell" if database.several else ""
+    click.echo(f"Every projection equals a replay of the log{on}.")
 
 
 @main.group()
@@ -379,22 +656,24 @@ def export_events(
     since_at, until_at = _time_option("--since", since), _time_option("--until", until)
 
     async def work(engine: AsyncEngine) -> None:
-        async with engine.connect() as conn:
-            if not await tenants.tenant_exists(conn, tenant_id):
-                raise click.ClickException(f"no tenant has the id {tenant_id}")
         out = sys.stdout.buffer
         async for line in export(engine, tenant_id, since_at, until_at, task_id):
             out.write(line)
         out.flush()
 
     with _database(_settings(), migrate=False) as database:
-        _with_engine(database.url, work)
+        _with_engine(_cell_of(database, tenant_id).url, work)
 
 
 @audit.command("import")
 @click.argument("file", type=click.File("rb"))
 @click.option("--tenant-name", help="The name of a tenant the import creates (default: its id).")
-def import_events(file: BinaryIO, tenant_name: str | None) -> None:
+@click.option(
+    "--cell",
+    "cell_name",
+    help="The cell to import a tenant the directory lacks into (default: the one with fewest).",
+)
+def import_events(file: BinaryIO, tenant_name: str | None, cell_name: str | None) -> None:
     """Append the events of FILE, an NDJSON export of `tasks-api audit export` (- for stdin),
     to this database's log, then rebuild every projection.
 
@@ -404,21 +683,33 @@ def import_events(file: BinaryIO, tenant_name: str | None) -> None:
     would give it another id); issue its keys with `tasks-api key create TENANT_ID`.
 
     The import is one transaction. It is refused whole, exit 1, at an event that is not
-    valid or whose task here already has that version (or lacks the one before it)."""
+    valid or whose task here already has that version (or lacks the one before it).
+
+    With several cells, the events go to the cell of their tenant; a tenant the directory
+    lacks is placed on --cell, else on the cell with fewest tenants."""
     from app.audit import Imported, ImportRefused
     from app.audit import import_events as append_export
 
+    first, lines = _first_line(file)
+
     async def work(engine: AsyncEngine) -> Imported:
-        imported = await append_export(engine, file, tenant_name)
+        imported = await append_export(engine, lines, tenant_name)
         click.echo(f"Imported {imported.events} events; rebuilding the projections.", err=True)
         await _rebuild_showing_progress(engine, list(PROJECTORS.values()))
         return imported
 
     with _database(_settings(), migrate=False) as database:
+        cell = _import_cell(database, _tenant_of_line(first), cell_name)
         try:
-            imported = _with_engine(database.url, work)
+            imported = _with_engine(cell.url, work)
         except ImportRefused as refused:
             raise click.ClickException(f"import refused, nothing imported: {refused}") from None
+        if cell != database.home:
+            for tenant_id in imported.created_tenants:
+                _transact(
+                    cell.url,
+                    lambda conn, tenant_id=tenant_id: _register(database, conn, tenant_id, cell),
+                )
     for tenant_id in imported.created_tenants:
         click.echo(
             f"Created tenant {tenant_id}, without API keys: "
@@ -434,19 +725,14 @@ def import_events(file: BinaryIO, tenant_name: str | None) -> None:
 def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
     """The task as it stood at a moment, as JSON. Exits 1 saying why there was none: the
     tenant has no such task, it was not created yet, or it had been deleted."""
-    from app.audit import TaskAt, task_at
+    from app.audit import task_at
 
     at = _time_option("--at", moment)
     assert at is not None
 
-    async def work(engine: AsyncEngine) -> TaskAt:
-        async with engine.connect() as conn:
-            if not await tenants.tenant_exists(conn, tenant_id):
-                raise click.ClickException(f"no tenant has the id {tenant_id}")
-        return await task_at(engine, tenant_id, task_id, at)
-
     with _database(_settings(), migrate=False) as database:
-        found = _with_engine(database.url, work)
+        cell = _cell_of(database, tenant_id)
+        found = _with_engine(cell.url, lambda engine: task_at(engine, tenant_id, task_id, at))
     if found.created_at is None:
         raise click.ClickException(f"tenant {tenant_id} has no task {task_id}")
     if found.deleted_at is not None:
@@ -460,6 +746,57 @@ def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
             f"it was created at {_shown_time(found.created_at)}"
         )
     click.echo(msgspec.json.encode(found.task).decode())
+
+
+def _first_line(file: BinaryIO) -> tuple[bytes, Iterator[bytes]]:
+    """The first line that is not blank, and every line, that one included."""
+    lines = iter(file)
+    for line in lines:
+        if line.strip():
+            return line, itertools.chain([line], lines)
+    return b"", iter(())
+
+
+def _tenant_of_line(line: bytes) -> str | None:
+    try:
+        tenant_id = msgspec.json.decode(line).get("tenantId")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return tenant_id if isinstance(tenant_id, str) else None
+
+
+def _import_cell(database: Deployment, tenant_id: str | None, cell_name: str | None) -> CellAddress:
+    """The cell of the tenant, if the directory has it; else --cell, or the fewest's."""
+    if tenant_id is not None:
+        found, placed = _transact(database.url, lambda conn: tenants.tenant_cell(conn, tenant_id))
+        if found:
+            cell = database.named(placed)
+            if cell_name is not None and cell_name != cell.name:
+                raise click.ClickException(
+                    f"tenant {tenant_id} is on cell {cell.name}; "
+                    f"`tasks-api tenant move {tenant_id} --to {cell_name}` moves it"
+                )
+            return cell
+    return database.named(cell_name) if cell_name else _fewest_tenants(database)
+
+
+async def _register(
+    database: Deployment, cell_conn: AsyncConnection, tenant_id: str, cell: CellAddress
+) -> None:
+    """A tenant an import created on a cell, entered in the directory."""
+
+    async def enter(directory: AsyncConnection) -> None:
+        await tenants.copy_tenant(cell_conn, directory, tenant_id, cell=cell.name)
+
+    await _on_cell(database.url, enter)
+
+
+def _cell_of(database: Deployment, tenant_id: str) -> CellAddress:
+    """The cell the directory places the tenant on; exit 1 when it has no such tenant."""
+    found, placed = _transact(database.url, lambda conn: tenants.tenant_cell(conn, tenant_id))
+    if not found:
+        raise click.ClickException(f"no tenant has the id {tenant_id}")
+    return database.named(placed)
 
 
 async def _rebuild_showing_progress(engine: AsyncEngine, chosen: list[Projector]) -> None:
@@ -523,25 +860,30 @@ def _settings() -> Settings:
 
 
 @contextlib.contextmanager
-def _database(settings: Settings, *, migrate: bool) -> Iterator[Database]:
-    """The configured database, else the embedded server for as long as the block runs.
+def _database(settings: Settings, *, migrate: bool) -> Iterator[Deployment]:
+    """The configured cells (TASKS_CELLS, else the one on DATABASE_URL), else the embedded
+    server for as long as the block runs.
 
-    Migrated when asked, and always when embedded: the commands must find their tables there.
-    """
+    Migrated when asked, every cell, and always when embedded: the commands must find their
+    tables there."""
     with contextlib.ExitStack() as stack:
-        if settings.database_url is None:
+        if settings.cells is not None:
+            database = Deployment(cell_addresses(settings.cells, None), False, several=True)
+        elif settings.database_url is None:
             stack.enter_context(_sigterm_exits())
             server = stack.enter_context(EmbeddedPostgres(Path(settings.data_dir)))
             try:
-                database = Database(server.start(), embedded=True)
+                url = server.start()
             except EmbeddedPostgresError as error:
                 raise click.ClickException(str(error)) from None
             click.echo(f"Embedded PostgreSQL in {server.pgdata}", err=True)
+            database = Deployment((CellAddress(HOME_CELL, url),), embedded=True)
         else:
-            database = Database(settings.database_url, embedded=False)
+            database = Deployment((CellAddress(HOME_CELL, settings.database_url),), False)
         if migrate or database.embedded:
-            with _database_errors():
-                upgrade_to_head(database.url)
+            for cell in database.cells:
+                with _database_errors():
+                    upgrade_to_head(cell.url)
         yield database
 
 
@@ -629,6 +971,16 @@ def _transact(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         return asyncio.run(run())
 
 
+async def _on_cell(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run work in one transaction on a cell, from inside an event loop."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
 def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run work with an engine on the database, from outside any event loop."""
 
@@ -673,8 +1025,8 @@ def _url_as(url: str, user: str, password: str) -> str:
     return as_user.render_as_string(hide_password=False)
 
 
-def _describe(database: Database) -> str:
+def _describe(database: Deployment, cell: CellAddress) -> str:
     if database.embedded:
         return "The embedded database"
-    url = make_url(database.url)
+    url = make_url(cell.url)
     return f"Database {url.database} on {url.host or 'localhost'}"

@@ -154,9 +154,14 @@ def process_exiting() -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
-def exposition(statuses: list[ProjectionStatus] | None, accept: str) -> tuple[bytes, str]:
+# Each cell's projection statuses, by cell name; None as the name when there is one cell,
+# whose figures carry no `cell` label.
+CellStatuses = list[tuple[str | None, list[ProjectionStatus]]]
+
+
+def exposition(statuses: CellStatuses | None, accept: str) -> tuple[bytes, str]:
     """Every metric, and the content type: the Prometheus text format, or OpenMetrics when the
-    Accept header asks for it. The projections' figures only when their status was read."""
+    Accept header asks for it. The projections' figures of the cells whose status was read."""
     sample_pools()
     registry = CollectorRegistry()
     registry.register(_samples_of_every_process())
@@ -176,30 +181,35 @@ def _samples_of_every_process() -> Collector:
 
 class ProjectionFigures(Collector):
     """Each asynchronous projection's checkpoint, events behind the log and lag, as read for
-    this scrape."""
+    this scrape; with several cells, each cell's, labelled with it."""
 
-    def __init__(self, statuses: list[ProjectionStatus]) -> None:
+    def __init__(self, statuses: CellStatuses) -> None:
         self.statuses = statuses
+        self.labels = (
+            ["projection"] if statuses and statuses[0][0] is None else ["projection", "cell"]
+        )
 
     def collect(self) -> Iterator[Metric]:
         position = GaugeMetricFamily(
             "tasks_projection_checkpoint_position",
             "Global position of the last event the projection applied.",
-            labels=["projection"],
+            labels=self.labels,
         )
         behind = GaugeMetricFamily(
             "tasks_projection_events_behind",
             "Committed events the projection has not applied yet.",
-            labels=["projection"],
+            labels=self.labels,
         )
         lag = GaugeMetricFamily(
             "tasks_projection_lag_seconds",
             "How long the oldest event the projection has not applied has waited; 0 when "
             "caught up.",
-            labels=["projection"],
+            labels=self.labels,
         )
-        for status in self.statuses:
-            position.add_metric([status.name], status.checkpoint.position)
-            behind.add_metric([status.name], status.events_behind)
-            lag.add_metric([status.name], status.lag_ms / 1000)
+        for cell, statuses in self.statuses:
+            for status in statuses:
+                values = [status.name] if cell is None else [status.name, cell]
+                position.add_metric(values, status.checkpoint.position)
+                behind.add_metric(values, status.events_behind)
+                lag.add_metric(values, status.lag_ms / 1000)
         yield from (position, behind, lag)

@@ -1,4 +1,5 @@
-"""Key revocations heard by every API process the moment they commit.
+"""Key revocations, and tenants' moves between cells, heard by every API process the moment
+they commit.
 
 A process keeps the live keys it has looked up (app/tenants.py), which spares most requests a
 query. A revocation made anywhere (`tasks-api key revoke`, another server) is notified on
@@ -53,9 +54,13 @@ async def _listen_while_connected(engine: AsyncEngine) -> None:
         def forget(_connection: Any, _pid: int, _channel: str, key_id: str) -> None:
             tenants.forget_key(key_id)
 
+        def moved(_connection: Any, _pid: int, _channel: str, tenant_id: str) -> None:
+            tenants.forget_tenant(tenant_id)
+
         listener.add_termination_listener(lambda _connection: lost.set())
         try:
             await listener.add_listener(tenants.REVOCATION_CHANNEL, forget)
+            await listener.add_listener(tenants.MOVE_CHANNEL, moved)
             tenants.hear_revocations(True)
             await lost.wait()
         finally:

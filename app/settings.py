@@ -17,12 +17,15 @@ import msgspec
 from dotenv import dotenv_values
 from msgspec import Meta
 
+from app.cells import parse_cells
+
 ENV_FILE = Path(".env")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # The URL schemes each server's setting accepts.
 URL_SCHEMES = {
     "database_url": ("postgresql", "postgresql+asyncpg"),
     "redis_url": ("redis", "rediss", "unix"),
+    "nats_url": ("nats", "tls", "ws", "wss"),
 }
 MASK = "***"
 
@@ -46,6 +49,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     bench_routes: bool = False
     # None: count the rate limits in PostgreSQL.
     redis_url: str | None = None
+    # NAME=URL pairs, comma-separated, the home cell first (app/cells.py). None: one cell,
+    # DATABASE_URL's (or the embedded server).
+    cells: str | None = None
+    # None: no relay publishes the log to NATS JetStream.
+    nats_url: str | None = None
+    nats_stream: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "TASKS_EVENTS"
+    nats_subject_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")] = (
+        "tasks.events"
+    )
 
 
 ENV_NAMES = {
@@ -61,6 +73,10 @@ ENV_NAMES = {
     "run_projections": "TASKS_RUN_PROJECTIONS",
     "bench_routes": "TASKS_BENCH_ROUTES",
     "redis_url": "REDIS_URL",
+    "cells": "TASKS_CELLS",
+    "nats_url": "NATS_URL",
+    "nats_stream": "NATS_STREAM",
+    "nats_subject_prefix": "NATS_SUBJECT_PREFIX",
 }
 
 
@@ -125,6 +141,8 @@ def _shown(field: str, value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return str(value).lower()
+    if field == "cells":
+        return ",".join(f"{cell.name}={mask_password(cell.url)}" for cell in parse_cells(value))
     return mask_password(value) if field in URL_SCHEMES else str(value)
 
 
@@ -159,6 +177,11 @@ def _settings(values: dict[str, str]) -> Settings:
                 f"invalid setting: {ENV_NAMES[field]}: must be a URL starting "
                 f"{' or '.join(f'{wanted}://' for wanted in schemes)} ({starts})"
             )
+    if settings.cells is not None:
+        try:
+            parse_cells(settings.cells)
+        except ValueError as error:
+            raise SettingsError(f"invalid setting: {ENV_NAMES['cells']}: {error}") from None
     return settings
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import clock, ids
@@ -23,6 +24,8 @@ KEY_CACHE_SECONDS = 10.0
 KEY_CACHE_MAX = 10_000
 # Notified with the key id when a revocation commits.
 REVOCATION_CHANNEL = "api_key_revoked"
+# Notified with the tenant id when the directory moves a tenant to another cell.
+MOVE_CHANNEL = "tenant_moved"
 
 # The key's digest -> (until when it is trusted, its principal); live keys only.
 _live_keys: dict[bytes, tuple[float, Principal]] = {}
@@ -42,12 +45,16 @@ class IssuedKey:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the tenant and the key that authenticated the request, with the
-    tenant's tier and the rate limit of its own, if it has one."""
+    tenant's tier, the rate limit of its own if it has one, and the cell that holds it
+    (None: the home cell)."""
 
     tenant_id: str
     key_id: str
     tier: str = "starter"
     rate_limit: int | None = None
+    cell: str | None = None
+    # How many times the tenant has moved between cells: the /v1/events cursor names it.
+    placement: int = 0
 
 
 def hash_key(api_key: str) -> bytes:
@@ -56,15 +63,46 @@ def hash_key(api_key: str) -> bytes:
 
 
 async def create_tenant(
-    conn: AsyncConnection, name: str, tier: str = "starter", rate_limit: int | None = None
+    conn: AsyncConnection,
+    name: str,
+    tier: str = "starter",
+    rate_limit: int | None = None,
+    cell: str | None = None,
 ) -> IssuedKey:
+    """A tenant and its first key, in the directory (the home cell's database), placed on
+    `cell` (None: the home cell)."""
     tenant_id = ids.new_id()
     await conn.execute(
         tenants.insert().values(
-            tenant_id=tenant_id, name=name, tier=tier, rate_limit=rate_limit, created_at=clock.now()
+            tenant_id=tenant_id,
+            name=name,
+            tier=tier,
+            rate_limit=rate_limit,
+            created_at=clock.now(),
+            cell=cell,
         )
     )
     return await create_key(conn, tenant_id)
+
+
+async def copy_tenant(
+    source: AsyncConnection, target: AsyncConnection, tenant_id: str, cell: str | None = None
+) -> None:
+    """The tenant's row of one database written to another's `tenants`, unless it is there
+    already: to a cell's own list of the tenants it holds, or to the directory, placed on
+    `cell`."""
+    row = (
+        await source.execute(
+            sa.select(
+                tenants.c.name, tenants.c.tier, tenants.c.rate_limit, tenants.c.created_at
+            ).where(tenants.c.tenant_id == tenant_id)
+        )
+    ).one()
+    await target.execute(
+        insert(tenants)
+        .values(tenant_id=tenant_id, cell=cell, **row._asdict())
+        .on_conflict_do_nothing()
+    )
 
 
 async def create_key(conn: AsyncConnection, tenant_id: str) -> IssuedKey:
@@ -99,6 +137,15 @@ def forget_key(key_id: str) -> None:
             del _live_keys[digest]
 
 
+def forget_tenant(tenant_id: str) -> None:
+    """Forget every cached key of the tenant: its cell has changed, or is changing."""
+    global _revocations_heard
+    _revocations_heard += 1
+    for digest, (_, principal) in list(_live_keys.items()):
+        if principal.tenant_id == tenant_id:
+            del _live_keys[digest]
+
+
 def hear_revocations(hearing: bool) -> None:
     """Whether this process now hears every revocation. Either way what it cached before
     is forgotten: a revocation may have gone unheard in between."""
@@ -129,7 +176,7 @@ async def authenticate(pool: asyncpg.Pool, api_key: str) -> Principal | None:
 
 
 _LOOK_UP_KEY = (
-    "SELECT k.tenant_id, k.key_id, t.tier, t.rate_limit FROM api_keys k"
+    "SELECT k.tenant_id, k.key_id, t.tier, t.rate_limit, t.cell, t.placement FROM api_keys k"
     " JOIN tenants t ON t.tenant_id = k.tenant_id"
     " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
 )
@@ -139,6 +186,20 @@ async def _look_up_key(pool: asyncpg.Pool, digest: bytes) -> Principal | None:
     async with connection(pool) as conn:
         row = await conn.fetchrow(_LOOK_UP_KEY, digest)
     return None if row is None else Principal(*row)
+
+
+async def tenant_cell(conn: AsyncConnection, tenant_id: str) -> tuple[bool, str | None]:
+    """Whether the directory has the tenant, and the cell that holds it (None: the home)."""
+    found = (
+        await conn.execute(sa.select(tenants.c.cell).where(tenants.c.tenant_id == tenant_id))
+    ).first()
+    return (False, None) if found is None else (True, found.cell)
+
+
+async def tenants_by_cell(conn: AsyncConnection) -> dict[str | None, int]:
+    """How many tenants the directory places on each cell (None: the home cell)."""
+    rows = await conn.execute(sa.select(tenants.c.cell, sa.func.count()).group_by(tenants.c.cell))
+    return {cell: count for cell, count in rows}
 
 
 async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:

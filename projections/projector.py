@@ -63,8 +63,11 @@ def comparable(values: Iterable[Any]) -> tuple[Any, ...]:
     )
 
 
-async def stored_rows(conn: AsyncConnection, table: sa.Table) -> Rows:
+async def stored_rows(conn: AsyncConnection, table: sa.Table, tenant_id: str | None = None) -> Rows:
+    """The table's rows (the tenant's only, when given)."""
     query = sa.select(*written_columns(table))
+    if tenant_id is not None:
+        query = query.where(table.c.tenant_id == tenant_id)
     return {comparable(row) for row in await conn.execute(query)}
 
 

@@ -12,15 +12,16 @@ import contextlib
 import functools
 import logging
 import zlib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.driver import Compiled, driver_connection, value
-from projections.log import Checkpoint, as_xid8, checkpoint_of, read_after
-from projections.projector import Projector
+from projections.log import Checkpoint, RecordedEvent, as_xid8, checkpoint_of, read_after
 from projections.tables import projection_checkpoints
 
 NOTIFY_CHANNEL = "events_appended"
@@ -33,6 +34,16 @@ LOCK_RETRY_SECONDS = 1.0
 RESTART_SECONDS = 1.0
 
 log = logging.getLogger("tasks_api.projections")
+
+
+class Follower(Protocol):
+    """What a runner keeps up with the log: every projection, and the relay that publishes
+    the log (app/relay.py). Its name keys its checkpoint and its lock."""
+
+    name: str
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
+        """Apply a batch of events, in commit order, in the batch's transaction."""
 
 
 def lock_key(projection: str) -> int:
@@ -82,7 +93,7 @@ async def save_checkpoint(
 
 
 async def apply_next_batch(
-    engine: AsyncEngine, projector: Projector, batch_size: int = BATCH_SIZE
+    engine: AsyncEngine, projector: Follower, batch_size: int = BATCH_SIZE
 ) -> int:
     """Apply the next batch past the checkpoint; how many events it held."""
     async with engine.begin() as conn:
@@ -96,7 +107,7 @@ async def apply_next_batch(
 
 async def catch_up(
     engine: AsyncEngine,
-    projector: Projector,
+    projector: Follower,
     batch_size: int = BATCH_SIZE,
     stop: asyncio.Event | None = None,
 ) -> int:
@@ -110,7 +121,7 @@ async def catch_up(
     return applied
 
 
-async def run(engine: AsyncEngine, projector: Projector, stop: asyncio.Event) -> None:
+async def run(engine: AsyncEngine, projector: Follower, stop: asyncio.Event) -> None:
     """Keep the projection up to date until `stop` is set, surviving database outages."""
     while not stop.is_set():
         try:
@@ -125,7 +136,7 @@ async def run(engine: AsyncEngine, projector: Projector, stop: asyncio.Event) ->
 
 
 async def _run_while_connected(
-    engine: AsyncEngine, projector: Projector, stop: asyncio.Event
+    engine: AsyncEngine, projector: Follower, stop: asyncio.Event
 ) -> None:
     async with engine.connect() as session:
         try:
@@ -138,7 +149,7 @@ async def _run_while_connected(
 
 
 async def _follow(
-    session: AsyncConnection, engine: AsyncEngine, projector: Projector, stop: asyncio.Event
+    session: AsyncConnection, engine: AsyncEngine, projector: Follower, stop: asyncio.Event
 ) -> None:
     """Catch up every POLL_SECONDS, or at once when notified, until `stop`."""
     woken = asyncio.Event()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections.log import Checkpoint, RecordedEvent, read_after
 from projections.projector import Projector, Rows, stored_rows, written_columns
 from projections.registry import INLINE
-from projections.runner import read_checkpoint
+from projections.runner import read_checkpoint_unlocked
 from projections.tables import key_columns
 
 BATCH_SIZE = 10_000
@@ -110,16 +110,19 @@ def _ordering(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((value is not None, str(value)) for value in key)
 
 
-async def verify(engine: AsyncEngine, projector: Projector) -> list[Difference]:
-    """Every table of the projection that differs from a replay of the log it has applied."""
+async def verify(
+    engine: AsyncEngine, projector: Projector, tenant_id: str | None = None
+) -> list[Difference]:
+    """Every table of the projection that differs from a replay of the log it has applied;
+    with `tenant_id`, that tenant's rows against a replay of its events."""
     async with engine.connect() as conn:
         # One snapshot for the log, the checkpoint and the tables, so they agree in time.
         await conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        history = await _applied_history(conn, projector)
+        history = await _applied_history(conn, projector, tenant_id)
         expected = projector.replay(history)
         differences = []
         for table in projector.tables:
-            stored = await stored_rows(conn, table)
+            stored = await stored_rows(conn, table, tenant_id)
             wanted = expected[table.name]
             if stored != wanted:
                 differences.append(_difference(projector, table, stored, wanted))
@@ -140,13 +143,19 @@ def _difference(projector: Projector, table: sa.Table, stored: Rows, wanted: Row
     )
 
 
-async def _applied_history(conn: AsyncConnection, projector: Projector) -> list[RecordedEvent]:
-    """The events the projection has applied: all of them for an inline one, else those up to
-    its checkpoint."""
-    until = None if projector in INLINE else await read_checkpoint(conn, projector.name)
+async def _applied_history(
+    conn: AsyncConnection, projector: Projector, tenant_id: str | None
+) -> list[RecordedEvent]:
+    """The events the projection has applied (the tenant's only, when given): all of them for
+    an inline one, else those up to its checkpoint."""
+    # Read in the snapshot of the tables: locking it would fail the snapshot whenever the
+    # runner has moved it since.
+    until = None if projector in INLINE else await read_checkpoint_unlocked(conn, projector.name)
     history: list[RecordedEvent] = []
     checkpoint = Checkpoint()
-    while batch := await read_after(conn, checkpoint, BATCH_SIZE, until=until, horizon=False):
+    while batch := await read_after(
+        conn, checkpoint, BATCH_SIZE, tenant_id=tenant_id, until=until, horizon=False
+    ):
         history += batch
         checkpoint = Checkpoint(batch[-1].transaction_id, batch[-1].position)
     return history

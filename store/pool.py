@@ -4,6 +4,7 @@ load). Statements are prepared once per connection (asyncpg's statement cache)."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from types import TracebackType
 from typing import Any
@@ -12,6 +13,10 @@ import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
 
+# How long a block cancelled mid-statement waits for the server to cancel the statement
+# before the connection is closed instead: a server that does not answer (stopped, or cut
+# off) would otherwise hold the cancelled request's answer back until it answers again.
+CANCEL_WAIT_SECONDS = 0.5
 # Long-open transactions hold back the log readers' horizon.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 APPLICATION_NAME = "tasks-api"
@@ -77,7 +82,8 @@ class connection:
     A block cancelled mid-statement (a request's timeout, say) leaves the connection to the
     driver, which asks the server to cancel the statement and waits for it before pooling the
     connection again: a statement outside a transaction commits when it ends, so one merely
-    cut off from its client would still commit.
+    cut off from its client would still commit. A server that has not cancelled it within
+    CANCEL_WAIT_SECONDS does not answer at all: the connection is closed.
 
     A class rather than a generator: it is entered on every request."""
 
@@ -100,4 +106,7 @@ class connection:
             # A connection that was lost the pool has let go already.
             with contextlib.suppress(asyncpg.InterfaceError):
                 self._conn.terminate()
+        elif kind is not None and issubclass(kind, asyncio.CancelledError):
+            await self._pool.release(self._conn, timeout=CANCEL_WAIT_SECONDS)
+            return
         await self._pool.release(self._conn)

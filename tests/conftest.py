@@ -3,6 +3,8 @@ and a new tenant per test so tests never see each other's tasks."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -11,7 +13,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
+from app.cells import CellAddress
 from app.database import Database, create_engine, open_database
+from app.embedded import EmbeddedPostgres
 from app.http.app import create_app
 from app.settings import Settings
 from tests.database import migrated_database, postgres_server
@@ -78,3 +82,40 @@ async def tenant(engine: AsyncEngine) -> Tenant:
 @pytest.fixture
 async def other_tenant(engine: AsyncEngine) -> Tenant:
     return await new_tenant(engine, "tenant-b")
+
+
+@pytest.fixture(scope="session")
+def cell_servers() -> Iterator[list[str]]:
+    """Two PostgreSQL servers besides the test server, each in a folder of its own: clusters
+    apart, each with its own transaction ids, as cells are."""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(own_server_folder(name)) for name in "bc"]
+        try:
+            yield [server.start() for server in servers]
+        finally:
+            for server in servers:
+                server.stop()
+
+
+@contextlib.contextmanager
+def own_server_folder(name: str) -> Iterator[EmbeddedPostgres]:
+    """An embedded server's folder outside pytest's own temporary folders, which pytest keeps
+    closed to other users (the server runs as one)."""
+    with tempfile.TemporaryDirectory(prefix=f"tasks-api-cell-{name}-") as folder:
+        yield EmbeddedPostgres(folder)
+
+
+@pytest.fixture(scope="session")
+def three_cells(server_url: str, cell_servers: list[str]) -> Iterator[tuple[CellAddress, ...]]:
+    """A migrated database on each of three servers: the cells a, the home, b and c."""
+    with (
+        migrated_database(server_url) as home,
+        migrated_database(cell_servers[0]) as b,
+        migrated_database(cell_servers[1]) as c,
+    ):
+        yield (CellAddress("a", home), CellAddress("b", b), CellAddress("c", c))
+
+
+def cells_setting(cells: tuple[CellAddress, ...]) -> str:
+    """TASKS_CELLS for these cells."""
+    return ",".join(f"{cell.name}={cell.url}" for cell in cells)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from litestar.datastructures import State
 
 from app import metrics
 from app.background import running_in_background
-from app.database import create_engine, open_database
+from app.cells import cell_addresses, open_cells
 from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import EventController
@@ -22,6 +23,7 @@ from app.http.refusals import REFUSAL_HANDLERS
 from app.http.tasks import TaskController
 from app.logs import logging_config
 from app.rate_limits import open_rate_limiter
+from app.relay import stream_address
 from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
 from projections.registry import ASYNCHRONOUS
@@ -34,31 +36,31 @@ BACKGROUND_CONNECTIONS = 2 * len(ASYNCHRONOUS) + 4
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set; start the service with `tasks-api serve`")
-    database_url = settings.database_url
+    addresses = cell_addresses(settings.cells, settings.database_url)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        app.state.engine = create_engine(
-            database_url,
-            pool_size=BACKGROUND_CONNECTIONS,
-            statement_timeout_ms=settings.statement_timeout_ms,
-        )
         try:
             async with (
-                open_database(
-                    database_url,
+                open_cells(
+                    addresses,
                     pool_size=settings.db_pool_size,
+                    engine_pool_size=BACKGROUND_CONNECTIONS,
                     statement_timeout_ms=settings.statement_timeout_ms,
-                ) as db,
-                metrics.pool_watched(db.pool),
-                hearing_revocations(app.state.engine),
+                ) as cells,
+                contextlib.AsyncExitStack() as watched,
             ):
-                app.state.db = db
-                yield
+                for cell in cells:
+                    await watched.enter_async_context(metrics.pool_watched(cell.db.pool))
+                # The home cell's: it holds the directory, the keys and the rate limits.
+                app.state.cells, app.state.db, app.state.engine = (
+                    cells,
+                    cells.home.db,
+                    cells.home.engine,
+                )
+                async with hearing_revocations(cells.home.engine):
+                    yield
         finally:
-            await app.state.engine.dispose()
             metrics.process_exiting()
 
     @asynccontextmanager
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
             return
         async with running_in_background(
-            app.state.engine, app.state.db, settings.shutdown_timeout_seconds
+            app.state.cells, settings.shutdown_timeout_seconds, stream_address(settings)
         ):
             yield
 

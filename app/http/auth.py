@@ -3,19 +3,24 @@ the tenant and of the client address."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 
 from app import tenants
+from app.cells import Cells, UnknownCell
+from app.database import Database
 from app.http.errors import ApiError, service_unavailable
-from app.http.exchange import DECISION, REQUEST_ID, TENANT_ID
+from app.http.exchange import DATABASE, DECISION, REQUEST_ID, TENANT_ID
 from app.http.query_check import check_request_target
 from app.http.request_headers import header
 from app.rate_limits import RateLimiter
 from app.rate_limits.policy import WINDOW_SECONDS, CountersUnavailable, Decision
 from app.service import Caller
+
+log = logging.getLogger("tasks_api.auth")
 
 API_KEY_HEADER = "x-tenant-api-key"
 _API_KEY_HEADER = API_KEY_HEADER.encode()
@@ -50,7 +55,16 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
             401, "AuthenticationError", "Invalid API key" if api_key else "Missing API key"
         )
     check_request_target(scope)
+    state[DATABASE] = _cell_database(app_state.cells, principal)
     return Caller(principal=principal, request_id=state[REQUEST_ID])
+
+
+def _cell_database(cells: Cells, principal: tenants.Principal) -> Database:
+    try:
+        return cells.of(principal.cell).db
+    except UnknownCell as unknown:
+        log.error("tenant %s is on cell %s, which is not configured", principal.tenant_id, unknown)
+        raise service_unavailable("The tenant's cell is not reachable; retry shortly") from None
 
 
 def too_many_requests(decision: Decision) -> ApiError:

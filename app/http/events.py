@@ -1,12 +1,11 @@
 """GET /v1/events: the tenant's events in commit order, for consumers that follow the log.
 
-The cursor names the last event a consumer has seen as (transaction id, position); reading
-stops at the oldest transaction still in flight, so following `next` never skips an event
-that commits late and never repeats one."""
+The cursor names the last event a consumer has seen (app/feed.py); reading stops at the
+oldest transaction still in flight, so following `next` never skips an event that commits
+late and never repeats one, even across a move of the tenant to another cell."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
@@ -14,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from app.feed import CURSOR, BadCursor, Cursor, read_page
 from app.http import examples
 from app.http.auth import authenticated_caller
 from app.http.errors import ERRORS, validation_error
@@ -22,25 +22,6 @@ from app.http.params import text_parameter
 from app.http.tasks import database_of
 from app.http.wire import AuditEvent, EventPage
 from app.service import Caller
-from projections.log import Checkpoint, read_after
-from store.tenant import tenant_transaction
-
-# A transaction id and a position, each of at most 18 digits: both are PostgreSQL bigints, and
-# neither reaches 10**18 (xid8 counts transactions, the position events).
-CURSOR = r"^([0-9]{1,18})\.([0-9]{1,18})$"
-_CURSOR = re.compile(CURSOR)
-
-
-def parse_cursor(cursor: str | None) -> Checkpoint:
-    if cursor is None:
-        return Checkpoint()
-    if (match := _CURSOR.fullmatch(cursor)) is None:
-        raise validation_error(["after: not a cursor returned as `next`"])
-    return Checkpoint(int(match[1]), int(match[2]))
-
-
-def format_cursor(checkpoint: Checkpoint) -> str:
-    return f"{checkpoint.transaction_id}.{checkpoint.position}"
 
 
 class EventController(Controller):
@@ -67,13 +48,21 @@ class EventController(Controller):
     ) -> EventPage:
         """The tenant's events in the order they committed, `limit` at a time. Pass the
         page's `next` as `after` to read on: following it never skips an event, even one
-        whose transaction commits late, and never repeats one."""
-        checkpoint = parse_cursor(after)
-        tenant_id = caller.principal.tenant_id
-        async with tenant_transaction(database_of(request).pool, tenant_id) as conn:
-            batch = await read_after(conn, checkpoint, limit, tenant_id=tenant_id)
-        if batch:
-            checkpoint = Checkpoint(batch[-1].transaction_id, batch[-1].position)
+        whose transaction commits late, and never repeats one, across a move of the tenant to
+        another server too. A cursor the feed cannot have given (one counting more events than
+        the tenant has, or from a placement it has not reached) is refused with 400 naming
+        `after`."""
+        principal = caller.principal
+        try:
+            page = await read_page(
+                database_of(request),
+                principal.tenant_id,
+                principal.placement,
+                Cursor.parse(after),
+                limit,
+            )
+        except BadCursor as bad:
+            raise validation_error([f"after: {bad}"]) from None
         return EventPage(
-            events=[AuditEvent.of(event) for event in batch], next=format_cursor(checkpoint)
+            events=[AuditEvent.of(event) for event in page.events], next=str(page.next)
         )

@@ -188,6 +188,7 @@ HISTORY = answer(200, "The task's events, oldest first", [_CREATION], list[wire.
 EVENTS = answer(
     200,
     "A page of the tenant's events in commit order",
-    # `next`: the transaction id and position of the page's last event.
-    wire.EventPage([_CREATION], "7311.1042"),
+    # `next`: the tenant's placement, the events read so far, and the transaction id and
+    # position of the page's last event (app/feed.py).
+    wire.EventPage([_CREATION], "0.1.7311.1042"),
 )

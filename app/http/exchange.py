@@ -41,6 +41,8 @@ _REPLAYED = REPLAYED_HEADER.lower().encode()
 REQUEST_ID = "request_id"
 TENANT_ID = "tenant_id"
 DECISION = "rate_limit_decision"
+# The database of the caller's cell.
+DATABASE = "database"
 # Any other method is counted as "other": a client must not mint label values at will.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -3,7 +3,8 @@ rate limit, nothing in the audit log, and left out of the API's schema.
 
 Live says the process answers. Ready says it can serve: the database answers, its schema is at
 the newest migration, and the asynchronous projections are not further behind the log than
-TASKS_READY_MAX_LAG_MS. Ready reads all three on one connection, with a handful of queries."""
+TASKS_READY_MAX_LAG_MS. Ready reads all three on one connection, with a handful of queries,
+on every cell at once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock
+from app.cells import Cells
 from app.http.errors import database_unavailable
 from app.migrate import head_revisions
 from projections.status import ProjectionStatus, read_projection_status
@@ -35,10 +37,18 @@ class Check(msgspec.Struct):
     detail: str
 
 
+class CellHealth(msgspec.Struct):
+    ok: bool
+    # By name: database, migrations, projections.
+    checks: dict[str, Check]
+
+
 class Health(msgspec.Struct, omit_defaults=True):
     status: Literal["ok", "failing"]
-    # By name: database, migrations, projections.
+    # By name: database, migrations, projections; the home cell's when there are several.
     checks: dict[str, Check] | None = None
+    # With several cells, each one's, the home cell's too, by name.
+    cells: dict[str, CellHealth] | None = None
 
 
 @get("/health/live", include_in_schema=False, sync_to_thread=False)
@@ -48,13 +58,23 @@ def live() -> Health:
 
 @get("/health/ready", include_in_schema=False)
 async def ready(request: Request[Any, Any, State]) -> Response[Health]:
-    """200 when every check passes; 503 with the same body, naming the failing checks,
-    otherwise."""
+    """200 when every check of the home cell passes; 503 with the same body, naming the
+    failing checks, otherwise. With several cells each is reported under `cells`; one failing
+    other than the home costs only its own tenants, so the process stays ready."""
     max_lag_ms: int = request.app.state.settings.ready_max_lag_ms
-    checks = await readiness_checks(request.app.state.engine, max_lag_ms)
+    cells: Cells = request.app.state.cells
+    each = await asyncio.gather(*(readiness_checks(cell.engine, max_lag_ms) for cell in cells))
+    checks = each[0]
     passing = all(check.ok for check in checks.values())
+    by_cell = None
+    if len(cells) > 1:
+        by_cell = {
+            cell.name: CellHealth(all(check.ok for check in checked.values()), checked)
+            for cell, checked in zip(cells, each, strict=True)
+        }
     return Response(
-        Health("ok" if passing else "failing", checks), status_code=200 if passing else 503
+        Health("ok" if passing else "failing", checks, by_cell),
+        status_code=200 if passing else 503,
     )
 
 

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import clock, metrics
+from app.cells import Cell, Cells
 from projections.status import ProjectionStatus, projection_status
 
 # A scrape must still answer when the database does not: the process's own figures matter
@@ -29,10 +30,26 @@ async def scrape(request: Request[Any, Any, State]) -> Response[bytes]:
     return Response(body, headers={"Content-Type": content_type})
 
 
-async def _projection_status(request: Request[Any, Any, State]) -> list[ProjectionStatus] | None:
+async def _projection_status(request: Request[Any, Any, State]) -> metrics.CellStatuses | None:
+    """Each cell's projections, read at once; a cell that does not answer in time is left
+    out (and logged), the others still reported."""
+    cells: Cells = request.app.state.cells
+    read = await asyncio.gather(*(_cell_status(cell) for cell in cells))
+    several = len(cells) > 1
+    found = [
+        (cell.name if several else None, statuses)
+        for cell, statuses in zip(cells, read, strict=True)
+        if statuses is not None
+    ]
+    return found or None
+
+
+async def _cell_status(cell: Cell) -> list[ProjectionStatus] | None:
     try:
         async with asyncio.timeout(PROJECTIONS_TIMEOUT_SECONDS):
-            return await projection_status(request.app.state.engine, clock.now())
+            return await projection_status(cell.engine, clock.now())
     except (SQLAlchemyError, OSError, TimeoutError) as error:
-        log.warning("metrics: the projections' status could not be read: %r", error)
+        log.warning(
+            "metrics: cell %s: the projections' status could not be read: %r", cell.name, error
+        )
         return None

@@ -41,6 +41,7 @@ from app.http.errors import (
     refused_by_rules,
     task_not_found,
 )
+from app.http.exchange import DATABASE
 from app.http.headers import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, documented
 from app.http.openapi import request_body
 from app.http.options import OptionsFirst, allowed_methods
@@ -85,7 +86,8 @@ TaskId = Annotated[str, PathParameter(description="24 lowercase hex characters")
 
 
 def database_of(request: Request[Any, Any, State]) -> Database:
-    db: Database = request.app.state.db
+    """The database of the caller's cell, as authentication found it."""
+    db: Database = request.scope["state"][DATABASE]
     return db
 
 

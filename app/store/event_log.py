@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from asyncpg.exceptions import UniqueViolationError
+from asyncpg.exceptions import ObjectNotInPrerequisiteStateError, UniqueViolationError
 
 from domain.events import TaskEvent, event_type
 from domain.task import Task
@@ -29,6 +29,15 @@ _APPEND = (
 
 class VersionConflict(Exception):
     """Another writer appended to the stream since it was read."""
+
+
+class TenantMoving(Exception):
+    """The tenant's cell refuses its writes: it is being moved to another cell, or has been
+    (and this process has not heard yet). Worth a retry in a moment, on the target."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(tenant_id)
+        self.tenant_id = tenant_id
 
 
 class AlreadyAnswered(Exception):
@@ -61,7 +70,8 @@ async def append(
 ) -> int:
     """Append events after `expected_version` and make the task view hold `task` (None: the
     task is deleted), recording `answer` with them; the stream's new version. VersionConflict
-    when another writer took the version first, AlreadyAnswered when the answer's key has one.
+    when another writer took the version first, AlreadyAnswered when the answer's key has one,
+    TenantMoving when the cell refuses the tenant's writes (app/moves.py).
     Outside a transaction, the statement is its own, and commits; inside one, it joins it."""
     version = expected_version + len(new_events)
     names = [event_type(event) for event in new_events]
@@ -85,6 +95,10 @@ async def append(
             raise VersionConflict(stream_id) from error
         if error.constraint_name == "idempotency_records_pkey":
             raise AlreadyAnswered(answer.key if answer else "") from error
+        raise
+    except ObjectNotInPrerequisiteStateError as error:
+        if error.constraint_name == "tenant_fences":
+            raise TenantMoving(tenant_id) from error
         raise
     return version
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from projections.tables import metadata
+from projections.tables import XID8, metadata
 
 tenants = sa.Table(
     "tenants",
@@ -14,6 +14,21 @@ tenants = sa.Table(
     sa.Column("tier", sa.Text, nullable=False),
     sa.Column("rate_limit", sa.Integer),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # In the home cell's directory: the cell that holds the tenant (None: the home cell),
+    # and how many times it has moved.
+    sa.Column("cell", sa.Text),
+    sa.Column("placement", sa.Integer, nullable=False, server_default="0"),
+)
+
+# The tenants whose writes a cell refuses: moving away (to `moved_to`), or arriving (None).
+tenant_fences = sa.Table(
+    "tenant_fences",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("moved_to", sa.Text),
+    sa.Column(
+        "fenced_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 api_keys = sa.Table(
@@ -47,4 +62,13 @@ rate_limit_counts = sa.Table(
     sa.Column("second", sa.BigInteger, nullable=False),
     sa.Column("requests", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("counter", "second"),
+)
+
+# On a cell a tenant was moved onto: the last of its events the source's relay had published.
+relay_published = sa.Table(
+    "relay_published",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("transaction_id", XID8, nullable=False),
+    sa.Column("global_position", sa.BigInteger, nullable=False),
 )

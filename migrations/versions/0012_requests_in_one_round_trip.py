@@ -97,73 +97,7 @@ def upgrade() -> None:
         END
         $$
     """)
-    columns = ", ".join(VIEW_COLUMNS)
-    from_row = ", ".join(f"r.{name}" for name in VIEW_COLUMNS)
-    replace = ", ".join(f"{name} = EXCLUDED.{name}" for name in list(VIEW_COLUMNS)[2:])
-    op.execute(f"""
-        CREATE FUNCTION append_to_stream(
-            tenant text,
-            stream text,
-            expected_version integer,
-            event_types text[],
-            payload_versions smallint[],
-            payloads text[],
-            event_metadata text,
-            recorded_at timestamptz,
-            task_row jsonb,
-            answer_key text,
-            answer_fingerprint bytea,
-            answer_status smallint,
-            answer_body bytea,
-            answer_etag text,
-            answers_kept_after timestamptz
-        ) RETURNS void
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            {ENTER_TENANT}
-            IF cardinality(event_types) > 0 THEN
-                -- A stream's writers queue here, before any of them writes and so before it
-                -- has a transaction id: each takes its id after the one before it has
-                -- committed, and commit order, (transaction id, position), is version order.
-                -- A new stream has no writer before it.
-                IF expected_version > 0 THEN
-                    PERFORM pg_advisory_xact_lock(
-                        {STREAM_LOCKS}, hashtext(tenant || '/' || stream));
-                END IF;
-                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
-                                    payload_version, data, metadata, recorded_at)
-                SELECT tenant, stream, expected_version + e.n::integer, e.type,
-                       e.payload_version, e.data::jsonb, event_metadata::jsonb, recorded_at
-                  FROM unnest(event_types, payload_versions, payloads)
-                       WITH ORDINALITY AS e(type, payload_version, data, n);
-                IF task_row IS NULL THEN
-                    DELETE FROM task_view WHERE tenant_id = tenant AND task_id = stream;
-                ELSE
-                    INSERT INTO task_view ({columns})
-                    SELECT {from_row} FROM jsonb_populate_record(NULL::task_view, task_row) r
-                    ON CONFLICT (tenant_id, task_id) DO UPDATE SET {replace};
-                END IF;
-            END IF;
-            IF answer_key IS NOT NULL THEN
-                INSERT INTO idempotency_records AS a (tenant_id, idempotency_key, fingerprint,
-                                                      status_code, body, etag, created_at)
-                VALUES (tenant, answer_key, answer_fingerprint, answer_status, answer_body,
-                        answer_etag, recorded_at)
-                ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
-                    SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
-                        body = EXCLUDED.body, etag = EXCLUDED.etag,
-                        created_at = EXCLUDED.created_at
-                    WHERE a.created_at <= answers_kept_after;
-                -- A live answer for the key: another request with it came first.
-                IF NOT FOUND THEN
-                    RAISE unique_violation USING
-                        MESSAGE = 'an answer is already recorded for this Idempotency-Key',
-                        CONSTRAINT = 'idempotency_records_pkey';
-                END IF;
-            END IF;
-        END
-        $$
-    """)
+    op.execute(append_to_stream_sql())
     op.execute("DROP FUNCTION take_rate_limit(text, integer, integer, double precision)")
     op.execute(f"""
         CREATE FUNCTION lease_rate_limit(
@@ -239,3 +173,75 @@ def downgrade() -> None:
         "timestamptz, jsonb, text, bytea, smallint, bytea, text, timestamptz)"
     )
     op.execute("DROP FUNCTION tenant_task(text, text)")
+
+
+def append_to_stream_sql(create: str = "CREATE", before_entering: str = "") -> str:
+    """The function append_to_stream; `before_entering` runs first, as the tables' owner."""
+    columns = ", ".join(VIEW_COLUMNS)
+    from_row = ", ".join(f"r.{name}" for name in VIEW_COLUMNS)
+    replace = ", ".join(f"{name} = EXCLUDED.{name}" for name in list(VIEW_COLUMNS)[2:])
+    return f"""
+        {create} FUNCTION append_to_stream(
+            tenant text,
+            stream text,
+            expected_version integer,
+            event_types text[],
+            payload_versions smallint[],
+            payloads text[],
+            event_metadata text,
+            recorded_at timestamptz,
+            task_row jsonb,
+            answer_key text,
+            answer_fingerprint bytea,
+            answer_status smallint,
+            answer_body bytea,
+            answer_etag text,
+            answers_kept_after timestamptz
+        ) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            {before_entering}
+            {ENTER_TENANT}
+            IF cardinality(event_types) > 0 THEN
+                -- A stream's writers queue here, before any of them writes and so before it
+                -- has a transaction id: each takes its id after the one before it has
+                -- committed, and commit order, (transaction id, position), is version order.
+                -- A new stream has no writer before it.
+                IF expected_version > 0 THEN
+                    PERFORM pg_advisory_xact_lock(
+                        {STREAM_LOCKS}, hashtext(tenant || '/' || stream));
+                END IF;
+                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
+                                    payload_version, data, metadata, recorded_at)
+                SELECT tenant, stream, expected_version + e.n::integer, e.type,
+                       e.payload_version, e.data::jsonb, event_metadata::jsonb, recorded_at
+                  FROM unnest(event_types, payload_versions, payloads)
+                       WITH ORDINALITY AS e(type, payload_version, data, n);
+                IF task_row IS NULL THEN
+                    DELETE FROM task_view WHERE tenant_id = tenant AND task_id = stream;
+                ELSE
+                    INSERT INTO task_view ({columns})
+                    SELECT {from_row} FROM jsonb_populate_record(NULL::task_view, task_row) r
+                    ON CONFLICT (tenant_id, task_id) DO UPDATE SET {replace};
+                END IF;
+            END IF;
+            IF answer_key IS NOT NULL THEN
+                INSERT INTO idempotency_records AS a (tenant_id, idempotency_key, fingerprint,
+                                                      status_code, body, etag, created_at)
+                VALUES (tenant, answer_key, answer_fingerprint, answer_status, answer_body,
+                        answer_etag, recorded_at)
+                ON CONFLICT (tenant_id, idempotency_key) DO UPDATE
+                    SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
+                        body = EXCLUDED.body, etag = EXCLUDED.etag,
+                        created_at = EXCLUDED.created_at
+                    WHERE a.created_at <= answers_kept_after;
+                -- A live answer for the key: another request with it came first.
+                IF NOT FOUND THEN
+                    RAISE unique_violation USING
+                        MESSAGE = 'an answer is already recorded for this Idempotency-Key',
+                        CONSTRAINT = 'idempotency_records_pkey';
+                END IF;
+            END IF;
+        END
+        $$
+    """
