@@ -24,6 +24,22 @@ log = logging.getLogger("tasks_api.auth")
 
 API_KEY_HEADER = "x-tenant-api-key"
 _API_KEY_HEADER = API_KEY_HEADER.encode()
+# Where the caller waits in the scope's state for the handler.
+CALLER = "caller"
+
+
+async def authenticate(request: Request[Any, Any, State]) -> None:
+    """The API controllers' before_request: the caller found before any parameter is read, so
+    a request with a bad key is a 401 whatever its query, and kept for `caller_of`. A hook
+    rather than a dependency: resolving one costs a request more than finding the caller.
+    OPTIONS asks nothing of the caller."""
+    if request.scope["method"] != "OPTIONS":
+        request.scope["state"][CALLER] = await authenticated_caller(request)
+
+
+def caller_of(request: Request[Any, Any, State]) -> Caller:
+    caller: Caller = request.scope["state"][CALLER]
+    return caller
 
 
 async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:

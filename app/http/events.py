@@ -10,24 +10,22 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from app.feed import CURSOR, BadCursor, Cursor, read_page
 from app.http import examples
-from app.http.auth import authenticated_caller
+from app.http.auth import authenticate, caller_of
 from app.http.errors import ERRORS, validation_error
 from app.http.headers import documented
 from app.http.params import text_parameter
 from app.http.tasks import database_of
 from app.http.wire import AuditEvent, EventPage
-from app.service import Caller
 
 
 class EventController(Controller):
     path = "/v1/events"
     tags = ["Events"]
-    dependencies = {"caller": Provide(authenticated_caller)}
+    before_request = authenticate
 
     @get(
         "",
@@ -39,7 +37,6 @@ class EventController(Controller):
     async def list_events(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
         after: Annotated[
             str | None,
             text_parameter("after", "The `next` cursor of the previous page", pattern=CURSOR),
@@ -52,7 +49,7 @@ class EventController(Controller):
         another server too. A cursor the feed cannot have given (one counting more events than
         the tenant has, or from a placement it has not reached) is refused with 400 naming
         `after`."""
-        principal = caller.principal
+        principal = caller_of(request).principal
         try:
             page = await read_page(
                 database_of(request),

@@ -12,14 +12,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar.di import NamedDependency, Provide
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromQuery, QueryParameter
 
 from app import clock
+from app.http.auth import caller_of
 from app.http.errors import validation_error
 from app.http.wire import TaskPage
-from app.service import Caller
 from domain.commands import in_calendar, parse_instant
 from domain.task import Priority, Status, Task
 from projections import queries
@@ -127,7 +129,7 @@ class TaskListing:
 
 
 def task_listing(
-    caller: NamedDependency[Caller],
+    request: Request[Any, Any, State],
     page: Page = 1,
     limit: Limit = 20,
     sort: FromQuery[SortField] = "dueDate",
@@ -145,10 +147,9 @@ def task_listing(
         QueryParameter(max_length=500, description="Text found in the title or description"),
     ] = None,
 ) -> TaskListing:
-    """The filters and the page a list of the caller's tasks takes, whatever else narrows it.
-    (It waits on the caller: a request with a bad key is a 401 whatever its query.)"""
+    """The filters and the page a list of the caller's tasks takes, whatever else narrows it."""
     criteria = queries.TaskFilter(
-        tenant_id=caller.principal.tenant_id,
+        tenant_id=caller_of(request).principal.tenant_id,
         now=clock.now(),
         owner_id=owner_id,
         statuses=parse_choices("status", status, Status),

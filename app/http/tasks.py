@@ -21,7 +21,7 @@ from litestar import (
     route,
 )
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from litestar.types import ASGIApp
@@ -31,7 +31,7 @@ from app.database import Database
 from app.http import etags, examples, wire
 from app.http import idempotency as http_idempotency
 from app.http.answered import Answered
-from app.http.auth import authenticated_caller
+from app.http.auth import authenticate, caller_of
 from app.http.errors import (
     CREATE_ERRORS,
     ERRORS,
@@ -108,7 +108,7 @@ def known_task_id(task_id: str) -> str:
 
 def _on_task(
     request: Request[Any, Any, State],
-    caller: NamedDependency[Caller],
+    caller: Caller,
     task_id: str,
     command: TaskCommand,
 ) -> idempotency.Command:
@@ -123,7 +123,7 @@ def _on_task(
 
 async def _respond(
     request: Request[Any, Any, State],
-    caller: NamedDependency[Caller],
+    caller: Caller,
     command: idempotency.Command,
     render: Callable[[service.CommandResult], msgspec.Struct],
     status_code: int = 200,
@@ -150,7 +150,7 @@ def _task_result(message: str) -> Callable[[service.CommandResult], TaskResult]:
 class TaskController(OptionsFirst):
     path = "/v1/tasks"
     tags = ["Tasks"]
-    dependencies = {"caller": Provide(authenticated_caller)}
+    before_request = authenticate
 
     @route(["", "/{task_id:str}"], http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def options(self, request: Request[Any, Any, State]) -> Response[None]:
@@ -166,13 +166,12 @@ class TaskController(OptionsFirst):
         responses={**examples.CREATED, **CREATE_ERRORS},
         dependencies=request_body(CreateTask, examples.CREATE_EXAMPLE, "The reference's new task"),
     )
-    async def create(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller]
-    ) -> ASGIApp:
+    async def create(self, request: Request[Any, Any, State]) -> ASGIApp:
         """Create a task from the fields given; only `title` is required. It starts
         `not_started` with `normal` priority unless told otherwise, and is claimed by its
         owner, queued in its queue, or unassigned. Answered 201 with the task and its version
         as the ETag. Read-only and unknown fields are refused by name (400)."""
+        caller = caller_of(request)
         command = await decode_body(request, CreateTask)
 
         def act(record: service.Recorder | None) -> Awaitable[service.CommandResult]:
@@ -243,13 +242,13 @@ class TaskController(OptionsFirst):
     async def stats(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
     ) -> TaskStats:
         """Counts of the tenant's live tasks (or one owner's): all of them, `overdue` (open,
         that is neither completed nor deferred, and due before now), `dueToday` (open and due
         within today, UTC), `completedThisWeek` (completed now, their completion on or after
         Monday 00:00 UTC) and `inProgress`. An empty `ownerId` names no owner: 400."""
+        caller = caller_of(request)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             counts = await figures.task_stats(
                 conn, caller.principal.tenant_id, clock.now(), owner_id
@@ -272,7 +271,6 @@ class TaskController(OptionsFirst):
     async def analytics(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
         start_date: Annotated[str | None, time_parameter("startDate", "Tasks created from")] = None,
         end_date: Annotated[
             str | None, time_parameter("endDate", "Tasks created until (a date: its whole day)")
@@ -286,6 +284,7 @@ class TaskController(OptionsFirst):
         decimals or to three significant digits where that is finer, so an average above
         zero is never shown as 0 (12 seconds: 0.00333); null when none is completed. A
         `startDate` after `endDate` is refused (400)."""
+        caller = caller_of(request)
         created_from, created_before = creation_period(start_date, end_date)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             totals = await figures.task_analytics(
@@ -309,7 +308,6 @@ class TaskController(OptionsFirst):
     async def get_task(
         self,
         request: Request[Any, Any, State],
-        caller: NamedDependency[Caller],
         task_id: TaskId,
         as_of: Annotated[
             str | None, time_parameter("asOf", "The task as it stood at this time")
@@ -318,6 +316,7 @@ class TaskController(OptionsFirst):
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With
         `asOf`, the task as it stood at that time, replayed from its history. A deleted task,
         or another tenant's, is not found (404)."""
+        caller = caller_of(request)
         tenant_id, task_id = caller.principal.tenant_id, known_task_id(task_id)
         moment = parse_time("asOf", as_of)
         if moment is None:
@@ -344,10 +343,11 @@ class TaskController(OptionsFirst):
         responses={**examples.HISTORY, **TASK_READ_ERRORS},
     )
     async def task_events(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
+        self, request: Request[Any, Any, State], task_id: TaskId
     ) -> list[AuditEvent]:
         """Every event of the task, oldest first: what changed, when, by which API key and
         in which request. A deleted task keeps its history."""
+        caller = caller_of(request)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
             history = await log.stream(conn, caller.principal.tenant_id, known_task_id(task_id))
         if not history:
@@ -368,15 +368,14 @@ class TaskController(OptionsFirst):
         },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
-    async def update(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def update(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """Set the fields given; those left out keep their values, and objects given
         (`metadata`, `autoComplete`, ...) replace the task's whole. A body is required; `{}`
         changes nothing. A new `ownerId` reassigns the task and `status` `completed` completes
         it as /complete does, so a task already completed, or deferred, is refused (400);
         `outcome` and `completionNotes` are refused (400) unless the task is, or becomes,
         completed. With `If-Match`, refused (412) once the task has moved past that version."""
+        caller = caller_of(request)
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=False))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -398,12 +397,11 @@ class TaskController(OptionsFirst):
         },
         dependencies=request_body(TaskChanges, examples.UPDATE_EXAMPLE, "The reference's update"),
     )
-    async def patch(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def patch(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """As PUT, except that `metadata`, `autoComplete` and `agentReminders` merge into the
         task's key by key, a null value removing its key (RFC 7396); a merge that leaves one
         of them over 50 keys, or a metadata value over its size, is refused (400)."""
+        caller = caller_of(request)
         changes = await decode_body(request, TaskChanges)
         act = _on_task(request, caller, task_id, UpdateTask(changes, merge=True))
         return await _respond(request, caller, act, _task_result(wire.UPDATED))
@@ -423,12 +421,11 @@ class TaskController(OptionsFirst):
             CompleteTask, examples.COMPLETE_EXAMPLE, "The reference's completion"
         ),
     )
-    async def complete(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def complete(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """Complete the task with an outcome (`resolved` by default) and optional notes; the
         body may be left out. A task already completed, or deferred, cannot be completed
         (400)."""
+        caller = caller_of(request)
         command = await decode_body(request, CompleteTask, optional=True)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result(wire.COMPLETED))
@@ -450,12 +447,11 @@ class TaskController(OptionsFirst):
         },
         dependencies=request_body(SnoozeTask, examples.SNOOZE_EXAMPLE, "The reference's snooze"),
     )
-    async def snooze(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def snooze(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """Postpone the task to `newDueDate`, which must be in the future, and count the
         snooze; with `adjustReminders` (the default) its reminders move by as much, and not
         out of the calendar. A completed task cannot be snoozed (400)."""
+        caller = caller_of(request)
         command = await decode_body(request, SnoozeTask)
 
         def render(result: service.CommandResult) -> SnoozeResult:
@@ -475,10 +471,9 @@ class TaskController(OptionsFirst):
             ReassignTask, examples.REASSIGN_EXAMPLE, "The reference's reassignment"
         ),
     )
-    async def reassign(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def reassign(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """Give the task to another agent, who claims it."""
+        caller = caller_of(request)
         command = await decode_body(request, ReassignTask)
         act = _on_task(request, caller, task_id, command)
         return await _respond(request, caller, act, _task_result(wire.REASSIGNED))
@@ -491,11 +486,10 @@ class TaskController(OptionsFirst):
         status_code=200,
         responses={**examples.DELETED, **TASK_COMMAND_ERRORS},
     )
-    async def remove(
-        self, request: Request[Any, Any, State], caller: NamedDependency[Caller], task_id: TaskId
-    ) -> ASGIApp:
+    async def remove(self, request: Request[Any, Any, State], task_id: TaskId) -> ASGIApp:
         """Delete the task: it leaves every list and read (404 from now on), while its
         history stays readable at /v1/tasks/{task_id}/events."""
+        caller = caller_of(request)
         act = _on_task(request, caller, task_id, DeleteTask())
         deleted = Confirmation(True, wire.DELETED)
         return await _respond(request, caller, act, lambda _: deleted)
