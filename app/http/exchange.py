@@ -26,6 +26,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.http.deadlines import Deadlines
 from app.http.errors import ApiError, send_error, service_unavailable
 from app.http.idempotency import REPLAYED_HEADER
 from app.http.request_headers import header
@@ -50,7 +51,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 class Exchange:
     def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
         self.app = app
-        self.timeout_seconds = timeout_seconds
+        self.deadlines = Deadlines(timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,12 +63,13 @@ class Exchange:
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id = _request_id(scope)
         answer: list[Any] = [500, False]
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = self.deadlines
 
         async def send_answer(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Once the answer has begun, cutting it short would only corrupt it.
-                if not deadline.expired():
-                    deadline.reschedule(None)
+                deadlines.answering(task)
                 headers = message["headers"] = list(message.get("headers") or ())
                 answer[0] = message["status"]
                 answer[1] = any(name.lower() == _REPLAYED for name, _ in headers)
@@ -76,20 +78,21 @@ class Exchange:
                     headers += rate_limit_fields(decision)
             await send(message)
 
+        deadlines.start(task)
         try:
-            async with asyncio.timeout(self.timeout_seconds) as deadline:
-                await self.app(scope, receive, send_answer)
-        except TimeoutError:
-            if not deadline.expired():
+            await self.app(scope, receive, send_answer)
+        except asyncio.CancelledError:
+            if not deadlines.was_cut(task):
                 raise
             await send_error(self._timed_out(), scope, receive, send_answer)
         finally:
+            deadlines.done(task)
             seconds = time.perf_counter() - started
             _count(scope, answer[0], answer[1], seconds)
             _log(scope, path, answer[0], seconds)
 
     def _timed_out(self) -> ApiError:
-        seconds = f"{self.timeout_seconds:g}"
+        seconds = f"{self.deadlines.seconds:g}"
         return service_unavailable(f"The request took longer than {seconds} s; retry shortly")
 
 
