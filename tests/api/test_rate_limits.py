@@ -195,11 +195,14 @@ async def test_a_tenant_created_with_a_rate_limit_has_that_limit(
 
 
 @pytest.fixture
-def two_servers(database_url: str, tmp_path: Path) -> Iterator[list[ServedApi]]:
-    """Two `tasks-api serve` processes on one database, counting in it."""
+def two_servers(database_url: str, store: str, tmp_path: Path) -> Iterator[list[ServedApi]]:
+    """Two `tasks-api serve` processes on one database, counting in `store`."""
     servers = [
         ServedApi(
-            database_url, tmp_path / f"server-{n}.log", TASKS_RUN_PROJECTIONS="false", REDIS_URL=""
+            database_url,
+            tmp_path / f"server-{n}.log",
+            TASKS_RUN_PROJECTIONS="false",
+            REDIS_URL=redis_url_for(store) or "",
         )
         for n in range(2)
     ]
@@ -231,6 +234,39 @@ async def test_of_a_concurrent_burst_over_two_server_processes_exactly_the_limit
     accepted = [answer for answer in answers if answer.status_code == 200]
     assert len(accepted) == limit
     # Each accepted request was counted after all the others before it: no two saw one count.
+    assert sorted(fields(answer)["remaining"] for answer in accepted) == list(range(limit))
+    for answer in answers:
+        if answer.status_code != 200:
+            assert_throttled(answer)
+
+
+async def test_two_server_processes_racing_one_tenant_at_its_limit_accept_exactly_it(
+    two_servers: list[ServedApi], engine: AsyncEngine
+) -> None:
+    """Clients of each process keep asking, as fast as they are answered, for seconds on end:
+    each process leases room from the shared count as its own runs out, and between them
+    they never accept more than the limit, nor refuse while any room is left."""
+    limit, racing_seconds, clients_per_server = 150, 3.0, 8
+    tenant = await throttled_tenant(engine, limit)
+    answers: list[httpx.Response] = []
+
+    async def keep_asking(client: httpx.AsyncClient, server: ServedApi) -> None:
+        stop_at = asyncio.get_running_loop().time() + racing_seconds
+        while asyncio.get_running_loop().time() < stop_at:
+            answers.append(await client.get(f"{server.url}/v1/tasks", headers=tenant.headers))
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        await asyncio.gather(
+            *(
+                keep_asking(client, server)
+                for server in two_servers
+                for _ in range(clients_per_server)
+            )
+        )
+
+    accepted = [answer for answer in answers if answer.status_code == 200]
+    assert len(answers) > 2 * limit
+    assert len(accepted) == limit
     assert sorted(fields(answer)["remaining"] for answer in accepted) == list(range(limit))
     for answer in answers:
         if answer.status_code != 200:
