@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -79,6 +80,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ):
             yield
 
+    @asynccontextmanager
+    async def started(app: Litestar) -> AsyncIterator[None]:
+        # What is alive once the app has started (its routes, schemas, modules: some 130,000
+        # objects) lives as long as the process: out of the collector's sight, a full
+        # collection takes microseconds rather than tens of milliseconds in a request's way.
+        gc.freeze()
+        yield
+
     app = Litestar(
         route_handlers=[
             TaskController,
@@ -88,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             scrape,
             *([constant_task] if settings.bench_routes else []),
         ],
-        lifespan=[database, rate_limits, background],
+        lifespan=[database, rate_limits, background, started],
         exception_handlers={**EXCEPTION_HANDLERS, **REFUSAL_HANDLERS},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
