@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -32,19 +35,72 @@ logging._srcfile = None
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            line.update(fields)
+        extra = dict(fields) if isinstance(fields, dict) else {}
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(line).decode()
+            extra["exception"] = self.formatException(record.exc_info)
+        message = record.getMessage()
+        return json_line(
+            record.created, record.levelname, record.name, message, record.process, extra
+        )
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    pid: int | None,
+    fields: dict[str, object],
+) -> str:
+    line: dict[str, object] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level.lower(),
+        "logger": logger,
+        "message": message,
+        "pid": pid,
+    }
+    line.update(fields)
+    return msgspec.json.encode(line).decode()
+
+
+def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) -> None:
+    """An INFO line with its fields, as `logger.info(message, extra={"fields": fields})` logs
+    it, for the lines written on every request (access) and every event (audit): a handler
+    that batches JSON lines is handed the line itself, and a LogRecord is made only for a
+    handler of another kind. The record and the logging machinery around it cost a request
+    more than everything else it logs (16 us of a constant route's 110 under load)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    line: str | None = None
+    record: logging.LogRecord | None = None
+    for handler in _handlers_of(logger):
+        if handler.level > logging.INFO:
+            continue
+        if isinstance(handler, BatchedLines) and _formats_plainly(handler):
+            if line is None:
+                line = json_line(time.time(), "info", logger.name, message, os.getpid(), fields)
+            handler.add(line)
+            continue
+        if record is None:
+            record = logger.makeRecord(
+                logger.name, logging.INFO, "", 0, message, None, None, extra={"fields": fields}
+            )
+        handler.handle(record)
+
+
+def _handlers_of(logger: logging.Logger) -> Iterator[logging.Handler]:
+    """The handlers a record of the logger reaches, as Logger.callHandlers finds them."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        yield from current.handlers
+        if not current.propagate:
+            return
+        current = current.parent
+
+
+def _formats_plainly(handler: logging.Handler) -> bool:
+    return not handler.filters and type(handler.formatter) is JsonLines
 
 
 class BatchedLines(logging.Handler):
@@ -70,9 +126,13 @@ class BatchedLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._waiting.append(self.format(record))
+            self.add(self.format(record))
         except Exception:
             self.handleError(record)
+
+    def add(self, line: str) -> None:
+        """A line formatted already, to be written with the others."""
+        self._waiting.append(line)
 
     def flush(self) -> None:
         lines = []

@@ -17,6 +17,7 @@ import asyncpg
 
 from app import clock, ids, metrics
 from app.database import Database
+from app.logs import log_info
 from app.store import event_log
 from app.store.event_log import RecordedAnswer
 from app.tenants import Principal
@@ -190,5 +191,5 @@ def _appended(
             "actor": caller.principal.key_id,
             "requestId": caller.request_id,
         }
-        audit_log.info(name, extra={"fields": fields})
+        log_info(audit_log, name, fields)
         metrics.EVENTS_APPENDED.labels(name).inc()
