@@ -99,7 +99,7 @@ async def test_a_killed_cell_costs_only_its_own_tenants(
         cell_load = WriteLoad(api.url, cell_tenant.api_key)
         stop = asyncio.Event()
         writing = [
-            asyncio.create_task(load.run(WORKERS, stop, seconds=40, per_worker=2_000))
+            asyncio.create_task(load.run(WORKERS, stop, seconds=40))
             for load in (home_load, cell_load)
         ]
         await asyncio.sleep(UP_SECONDS)
@@ -153,7 +153,7 @@ async def test_a_stuck_cell_costs_only_its_own_tenants(
         cell_load = WriteLoad(api.url, cell_tenant.api_key)
         stop = asyncio.Event()
         writing = [
-            asyncio.create_task(load.run(WORKERS, stop, seconds=40, per_worker=2_000))
+            asyncio.create_task(load.run(WORKERS, stop, seconds=40))
             for load in (home_load, cell_load)
         ]
         await asyncio.sleep(UP_SECONDS)

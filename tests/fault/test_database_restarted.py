@@ -53,7 +53,7 @@ async def test_the_api_answers_503_while_postgres_is_down_and_serves_once_it_is_
     with ServedApi(url, tmp_path / "server.log") as api:
         load = WriteLoad(api.url, tenant.api_key)
         stop = asyncio.Event()
-        writing = asyncio.create_task(load.run(WORKERS, stop, seconds=30, per_worker=1_000))
+        writing = asyncio.create_task(load.run(WORKERS, stop, seconds=30))
         await asyncio.sleep(UP_SECONDS)
         down_at = time.monotonic()
         await asyncio.to_thread(postgres.stop)

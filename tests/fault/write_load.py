@@ -5,6 +5,7 @@ carries its own x-request-id, which the log records with every event the request
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,8 +42,12 @@ class WriteLoad:
     sent: list[Sent] = field(default_factory=list)
     answered: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def run(self, workers: int, stop: asyncio.Event, seconds: float, per_worker: int) -> None:
-        """Until `stop` is set, `seconds` have passed or each worker sent `per_worker`."""
+    async def run(
+        self, workers: int, stop: asyncio.Event, seconds: float, per_worker: int = sys.maxsize
+    ) -> None:
+        """Until `stop` is set, `seconds` have passed or each worker sent `per_worker`. A test
+        that asserts what is sent late in its run leaves `per_worker` unbounded: a fast server
+        would otherwise finish its quota before the test's last phase began."""
         deadline = time.monotonic() + seconds
         limits = httpx.Limits(max_connections=workers)
         async with httpx.AsyncClient(base_url=self.url, timeout=15, limits=limits) as client:
