@@ -82,6 +82,8 @@ task_view = sa.Table(
     sa.Column("snooze_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The task as the API answers it: its JSON, as the domain encodes it (migration 0018).
+    sa.Column("body", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
 )
 

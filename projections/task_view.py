@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.evolve import evolve
 from domain.task import Task
-from projections.driver import Compiled, value
+from projections.driver import Compiled
 from projections.log import RecordedEvent
 from projections.projector import (
     Rows,
@@ -49,27 +49,28 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     row["task_id"] = row.pop("id")
     row["linked_entity"] = msgspec.to_builtins(task.linked_entity)
     row["auto_complete_at"] = task.auto_complete_at
-    row.update(tenant_id=tenant_id, version=version)
+    row.update(tenant_id=tenant_id, version=version, body=msgspec.json.encode(task).decode())
     return row
 
 
-# A live task and its version, read by the function that enters the tenant itself
-# (migration 0012): the read is one statement, outside any transaction.
-_TENANT_TASK = sa.func.tenant_task(value("tenant_id"), value("task_id")).table_valued(
-    *(column.name for column in written_columns(task_view))
-)
-_LOAD = Compiled.of(
-    sa.select(
-        _TENANT_TASK.c.version,
-        *(_TENANT_TASK.c[column.element.name].label(column.name) for column in WIRE_COLUMNS),
-    )
-)
+# A live task's version and body, read by the function that enters the tenant itself
+# (migrations 0012 and 0018): the read is one statement, outside any transaction.
+_LOAD = "SELECT version, body FROM tenant_task($1, $2)"
+
+
+async def load_answer(
+    conn: asyncpg.Connection, tenant_id: str, task_id: str
+) -> tuple[bytes, int] | None:
+    """A live task as the API answers it (its JSON), and its version: one round trip,
+    outside a transaction or in one."""
+    row = await conn.fetchrow(_LOAD, tenant_id, task_id)
+    return None if row is None else (row[1].encode(), row[0])
 
 
 async def load(conn: asyncpg.Connection, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
-    """A live task and its version: one round trip, outside a transaction or in one."""
-    row = await conn.fetchrow(_LOAD.sql, *_LOAD.arguments(tenant_id=tenant_id, task_id=task_id))
-    return None if row is None else (task_from_row(row), row["version"])
+    """A live task and its version, as `load_answer` reads them."""
+    found = await load_answer(conn, tenant_id, task_id)
+    return None if found is None else (msgspec.json.decode(found[0], type=Task), found[1])
 
 
 # The view's columns in the order of `row_of`, and which of them hold JSON.

@@ -5,12 +5,16 @@ limit or in PostgreSQL, or be stored as something other than what was sent."""
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import msgspec
 
 from app.http.errors import ApiError, describe_decode_error, validation_error
+
+T = TypeVar("T")
 
 MAX_DEPTH = 32
 # A string a body may hold, as a JSON Schema pattern: any without the NUL character.
@@ -66,6 +70,30 @@ def _double(literal: str) -> float:
 # Integers stay exact (PostgreSQL's numeric holds every one msgspec reads); other numbers are
 # doubles, as JSON's interoperable subset has them.
 _DECODER = msgspec.json.Decoder(float_hook=_double)
+
+
+def decode_command(body: bytes, command_type: type[T]) -> T:
+    """A document `check_document` passed, as a command. A number with a fraction or an
+    exponent in a free-form field (metadata, agentReminders, ...) reads as jsonb will keep
+    it: 9.15e16 and 1e2 are integers there, 1.50 is not. So the task a command leaves in
+    memory, and the task view's JSON of it, is digit for digit the one a replay of the stored
+    events folds to."""
+    return _command_decoder(command_type).decode(body)
+
+
+@functools.cache
+def _command_decoder(command_type: type[T]) -> msgspec.json.Decoder[T]:
+    return msgspec.json.Decoder(command_type, float_hook=_as_jsonb_keeps)
+
+
+def _as_jsonb_keeps(literal: str) -> int | float:
+    # PostgreSQL's numeric keeps the digits after the point that the literal leaves after
+    # its exponent is applied (none, when the exponent reaches past them), and has no -0.
+    number = Decimal(literal)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
+        return int(number)
+    return float(literal) or 0.0
 
 
 def _too_deep() -> ApiError:

@@ -321,19 +321,19 @@ class TaskController(OptionsFirst):
         moment = parse_time("asOf", as_of)
         if moment is None:
             async with connection(database_of(request).pool) as conn:
-                found = await task_view.load(conn, tenant_id, task_id)
+                found = await task_view.load_answer(conn, tenant_id, task_id)
         else:
             async with tenant_reads(request, tenant_id) as conn:
                 history = await log.stream(conn, tenant_id, task_id, until=moment)
                 task = replay_at(history)
-                found = None if task is None else (task, history[-1].version)
+                found = None if task is None else (msgspec.json.encode(task), history[-1].version)
         if found is None:
             raise task_not_found()
-        task, version = found
+        body, version = found
         tag = etags.etag(version)
         if etags.not_modified(request, version):
             return Answered(idempotency.Answer(HTTP_304_NOT_MODIFIED, b"", tag))
-        return Answered(idempotency.Answer(HTTP_200_OK, msgspec.json.encode(task), tag))
+        return Answered(idempotency.Answer(HTTP_200_OK, body, tag))
 
     @get(
         "/{task_id:str}/events",

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request
 
 from app.http.errors import describe_decode_error, validation_error
-from app.http.json_document import check_document
+from app.http.json_document import check_document, decode_command
 from app.published_events import AuditEvent
 from domain.task import Task
 
@@ -103,6 +103,6 @@ async def decode_body(
         body = b"{}"
     check_document(body)
     try:
-        return msgspec.json.decode(body, type=command_type)
+        return decode_command(body, command_type)
     except msgspec.MsgspecError as error:
         raise validation_error([describe_decode_error(error)]) from error

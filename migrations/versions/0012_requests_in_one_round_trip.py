@@ -26,6 +26,7 @@ Create Date: 2026-12-04
 """
 
 import importlib
+from collections.abc import Iterable
 
 from alembic import op
 
@@ -175,11 +176,15 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION tenant_task(text, text)")
 
 
-def append_to_stream_sql(create: str = "CREATE", before_entering: str = "") -> str:
-    """The function append_to_stream; `before_entering` runs first, as the tables' owner."""
-    columns = ", ".join(VIEW_COLUMNS)
-    from_row = ", ".join(f"r.{name}" for name in VIEW_COLUMNS)
-    replace = ", ".join(f"{name} = EXCLUDED.{name}" for name in list(VIEW_COLUMNS)[2:])
+def append_to_stream_sql(
+    create: str = "CREATE", before_entering: str = "", view_columns: Iterable[str] = VIEW_COLUMNS
+) -> str:
+    """The function append_to_stream; `before_entering` runs first, as the tables' owner, and
+    the task view's row is written into `view_columns` (those of this migration's view)."""
+    view_columns = list(view_columns)
+    columns = ", ".join(view_columns)
+    from_row = ", ".join(f"r.{name}" for name in view_columns)
+    replace = ", ".join(f"{name} = EXCLUDED.{name}" for name in view_columns[2:])
     return f"""
         {create} FUNCTION append_to_stream(
             tenant text,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from app.http.json_document import decode_command
 from domain.commands import (
     CompleteTask,
     CreateTask,
@@ -32,7 +33,7 @@ CommandType = TypeVar("CommandType")
 
 def decoded(command_type: type[CommandType], body: dict[str, Any]) -> CommandType:
     """A command decoded from a JSON request body, as the HTTP layer decodes it."""
-    return msgspec.json.decode(msgspec.json.encode(body), type=command_type)
+    return decode_command(msgspec.json.encode(body), command_type)
 
 
 def put(body: dict[str, Any]) -> UpdateTask:
