@@ -1,14 +1,18 @@
 """The relay of each cell publishes every event of its log to NATS JetStream (the machine's,
-at 127.0.0.1:4222) once, in the cell's commit order, and a relay killed mid-batch publishes
-nothing twice into the stream."""
+at 127.0.0.1:4222) once, in the cell's commit order, and a relay killed mid-batch (its task
+cancelled, or its process sent SIGKILL) publishes nothing twice into the stream."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,10 +24,13 @@ from app.database import create_engine
 from app.relay import MESSAGE_ID_HEADER, RELAY, Publisher, Relay, StreamAddress
 from projections.runner import apply_next_batch, catch_up, read_checkpoint_unlocked
 from tests.cells.support import Cells, cli_in_thread, fetch, placed_tenant, served
+from tests.conftest import cells_setting
 
 NATS_URL = os.environ.get("TASKS_TEST_NATS_URL", "nats://127.0.0.1:4222")
 WRITERS = 32
 ROUNDS = 3
+# 2,016 events from one tenant: four batches, published one after another.
+KILLED_ROUNDS = 63
 CAUGHT_UP_SECONDS = 60
 UNTHROTTLED = {"tier": "enterprise", "rate_limit": str(10**9)}
 
@@ -218,6 +225,107 @@ async def test_a_relay_killed_mid_batch_republishes_nothing_twice_into_the_strea
 
     assert restarted.duplicates == pending // 2
     assert await message_count(stream) == before + pending
+
+
+async def test_a_relay_process_killed_while_publishing_leaves_each_event_once_in_the_stream(
+    three_cells: Cells, stream: StreamAddress, tmp_path: Path
+) -> None:
+    """SIGKILL of `tasks-api projections run` between a batch's publishes and its checkpoint:
+    the restarted process publishes the batch again, and JetStream drops what it holds."""
+    cell = three_cells[1]
+    publisher = Publisher(stream)
+    try:
+        for each in three_cells:
+            engine = create_engine(each.url, pool_size=2)
+            try:
+                await catch_up(engine, Relay(publisher))
+            finally:
+                await engine.dispose()
+    finally:
+        await publisher.close()
+    before = await message_count(stream)
+    start = await relay_checkpoint(cell.url)
+    tenant = await placed_tenant(three_cells, cell.name, **UNTHROTTLED)
+    async with served(three_cells) as client:
+        await asyncio.gather(*(write(client, tenant, KILLED_ROUNDS) for _ in range(8)))
+    written = await logged_ids(cell.url, after=start)
+    assert len(written) == 8 * KILLED_ROUNDS * 4
+
+    relay = RelayProcess(three_cells, stream, tmp_path / "relay.log")
+    with relay:
+        published_at_kill = await relay.kill_once_published(stream, before + len(written) // 8)
+    checkpoint = await relay_checkpoint(cell.url)
+    checkpointed = len(written) - len(await logged_ids(cell.url, after=checkpoint))
+    assert published_at_kill - before > checkpointed, "the kill fell between two batches"
+
+    with relay:
+        await relayed(stream, before + len(written))
+        await caught_up(cell.url, written[-1])
+    messages = await stored(stream)
+    ids = [message.headers[MESSAGE_ID_HEADER] for message in messages[before:]]
+    assert ids == written
+
+
+class RelayProcess:
+    """`tasks-api projections run` over the cells with the relay publishing to `stream`,
+    started on entering the block and stopped (SIGTERM) on leaving it unless killed."""
+
+    def __init__(self, cells: Cells, stream: StreamAddress, log: Path) -> None:
+        self.environment = {
+            **os.environ,
+            "TASKS_CELLS": cells_setting(cells),
+            "NATS_URL": stream.url,
+            "NATS_STREAM": stream.stream,
+            "NATS_SUBJECT_PREFIX": stream.subject_prefix,
+        }
+        self.environment.pop("DATABASE_URL", None)
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RelayProcess:
+        command = Path(sys.executable).with_name("tasks-api")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(command), "projections", "run"],
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(CAUGHT_UP_SECONDS)
+
+    async def kill_once_published(self, stream: StreamAddress, count: int) -> int:
+        """SIGKILL as soon as the stream holds `count` messages; how many it holds then."""
+        assert self.process is not None
+        client = await nats.connect(stream.url)
+        try:
+            jetstream = client.jetstream()
+            deadline = time.monotonic() + CAUGHT_UP_SECONDS
+            while time.monotonic() < deadline:
+                held = (await jetstream.stream_info(stream.stream)).state.messages
+                if held >= count:
+                    self.process.send_signal(signal.SIGKILL)
+                    self.process.wait(CAUGHT_UP_SECONDS)
+                    return int((await jetstream.stream_info(stream.stream)).state.messages)
+                await asyncio.sleep(0.002)
+        finally:
+            await client.close()
+        raise AssertionError(f"the relay published too little: {self.log.read_text()[-2000:]}")
+
+
+async def caught_up(url: str, last_id: str) -> None:
+    """Once the cell's relay has checkpointed the event `last_id` (its message id)."""
+    deadline = time.monotonic() + CAUGHT_UP_SECONDS
+    while time.monotonic() < deadline:
+        if last_id not in await logged_ids(url, after=await relay_checkpoint(url)):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the relay did not checkpoint its last batch")
 
 
 async def events_after(engine: Any, checkpoint: Any) -> int:
