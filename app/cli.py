@@ -228,12 +228,12 @@ def create_tenant(
 @click.option("--to", "to", required=True, help="The cell to move it to.")
 def move_tenant(tenant_id: str, to: str) -> None:
     """Move a tenant to another cell while it is in use: its events are appended again on
-    the target, its writes pause for the switch (the API answers 503 with Retry-After), the
-    directory leads its keys to the target, its projections there are checked against a
-    replay, and its rows are removed from the source. A move that fails before the switch
-    leaves the tenant on its cell. Run again on the same cell, it removes the rows an
-    unfinished move left on the source."""
-    from app.moves import MoveRefused, MoveUnfinished
+    the target, its writes pause for the switch (the API answers 503 with Retry-After), its
+    projections there are checked against a replay, the directory leads its keys to the
+    target, and its rows are removed from the source. A move that fails before the switch,
+    its checks included, leaves the tenant on its cell. Run again on the same cell, it
+    removes the rows an unfinished move left on the source."""
+    from app.moves import MoveRefused
     from app.moves import move_tenant as move
 
     async def work() -> Any:
@@ -255,7 +255,7 @@ def move_tenant(tenant_id: str, to: str) -> None:
         try:
             with _database_errors():
                 moved = asyncio.run(work())
-        except (MoveRefused, MoveUnfinished) as failed:
+        except MoveRefused as failed:
             raise click.ClickException(str(failed)) from None
     click.echo(
         f"Moved tenant {moved.tenant_id} from cell {moved.source} to cell {moved.target}: "

@@ -10,17 +10,19 @@
    tenant holds shared (migration 0017), so the fence waits for the commands already running
    and every later one is refused (503 with Retry-After). The rest of its events are
    appended on the target, with its idempotency records and the relay's mark, the task view
-   is checked against a replay of its events, the target's fence is lifted, and the
-   directory places the tenant on the target and notifies every process. The writes were
-   paused from the source's fence to the directory's commit.
-4. The target's runners apply the tenant's events to its asynchronous projections as they
-   apply any new event; the move catches them up and checks them against a replay.
+   is checked against a replay of its events and the target's fence is lifted.
+4. The target's asynchronous projections are caught up with the tenant's events (they were
+   with most of them before the switch) and every projection's rows of the tenant are
+   checked against a replay; then the directory places the tenant on the target and
+   notifies every process. The writes were paused from the source's fence to the
+   directory's commit.
 5. The tenant's rows are removed from the source. Its fence stays: a process that has not
    heard of the move yet cannot write there.
 
-A failure before the directory's commit leaves the tenant whole on the source, writing
-again, and removes what was copied to the target. After it the tenant is whole on the
-target; the source keeps its copy, fenced, until a move to the same cell is run again."""
+A failure before the directory's commit, the checks included, leaves the tenant whole on
+the source, writing again, and removes what was copied to the target. After it the tenant
+is whole on the target; were the source's rows not removed, a move to the same cell run
+again removes them."""
 
 from __future__ import annotations
 
@@ -71,10 +73,6 @@ class MoveRefused(Exception):
     """The move cannot start, or failed; the tenant is where it was."""
 
 
-class MoveUnfinished(Exception):
-    """The tenant is on the target, but the source's copy was kept (see the message)."""
-
-
 @dataclass(frozen=True)
 class Moved:
     tenant_id: str
@@ -102,11 +100,13 @@ async def move_tenant(
     await _arrive(directory, target, tenant_id)
     try:
         checkpoint, copied = await _copy(source, target, tenant_id, Checkpoint(), final=False)
+        await _catch_up_projections(target)
         say(f"Copied {copied} events; pausing the tenant's writes for the switch.")
         paused_at = time.monotonic()
         await _fence(source, tenant_id, to)
         try:
             _, tail = await _copy(source, target, tenant_id, checkpoint, final=True)
+            await _check_projections(target, tenant_id, say)
             await _place(directory, tenant_id, None if to == home else to)
         except BaseException:
             await _unfence(source, tenant_id)
@@ -116,7 +116,6 @@ async def move_tenant(
         await _clear(target, tenant_id, keep_tenant=to == home)
         raise
     say(f"Switched after {copied + tail} events; writes paused {paused:.2f} s.")
-    await _check_projections(target, tenant_id, say)
     await _clear(source, tenant_id, keep_tenant=source_name == home, moved_to=to)
     say(f"Removed the tenant's rows from cell {source_name}.")
     return Moved(tenant_id, source_name, to, copied + tail, paused)
@@ -307,17 +306,20 @@ async def _place(directory: AsyncEngine, tenant_id: str, cell: str | None) -> No
         await conn.execute(sa.select(sa.func.pg_notify(tenants.MOVE_CHANNEL, tenant_id)))
 
 
+async def _catch_up_projections(target: AsyncEngine) -> None:
+    for projector in ASYNCHRONOUS:
+        await catch_up(target, projector)
+
+
 async def _check_projections(target: AsyncEngine, tenant_id: str, say: Say) -> None:
     """The target's asynchronous projections caught up with the tenant's events, and every
     projection's rows of the tenant equal a replay of them."""
-    for projector in ASYNCHRONOUS:
-        await catch_up(target, projector)
+    await _catch_up_projections(target)
     for projector in PROJECTORS.values():
         if differences := await verify(target, projector, tenant_id):
             shown = "; ".join(str(m) for d in differences for m in list(d.mismatches())[:3])
-            raise MoveUnfinished(
-                f"the tenant is on the target, but its {projector.name} there differs from a "
-                f"replay ({shown}); its rows on the source are kept"
+            raise MoveRefused(
+                f"the tenant's {projector.name} on the target differs from a replay ({shown})"
             )
     say("The tenant's projections on the target equal a replay of its events.")
 

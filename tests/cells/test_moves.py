@@ -20,6 +20,7 @@ from app.database import create_engine
 from app.relay import Publisher, Relay, StreamAddress
 from projections.registry import ROLLUPS
 from projections.runner import catch_up
+from projections.verify import Difference
 from tests.cells.support import (
     Cells,
     PlacedTenant,
@@ -172,7 +173,7 @@ async def test_a_tenant_moves_back_and_its_cursor_still_reads_on(three_cells: Ce
     assert "before the tenant moved" in outdated.json()["error"]["details"][0]
 
 
-@pytest.mark.parametrize("failing_at", ["the copy", "the switch"])
+@pytest.mark.parametrize("failing_at", ["the copy", "the check", "the switch"])
 async def test_a_move_that_fails_leaves_the_tenant_whole_on_its_cell(
     three_cells: Cells, failing_at: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,12 +190,23 @@ async def test_a_move_that_fails_leaves_the_tenant_whole_on_its_cell(
     async def failing_place(*_: Any) -> None:
         raise Failed("the directory")
 
+    async def differing(projector: Any) -> list[Difference]:
+        """The rollups on the target lack a row a replay has."""
+        if projector.name != "task_rollups":
+            return []
+        row = (tenant.tenant_id,)
+        return [
+            Difference(projector.name, "task_totals", {row}, set(), ("tenant_id",), ("tenant_id",))
+        ]
+
+    if failing_at == "the check":
+        monkeypatch.setattr(moves, "verify", lambda _, projector, __: differing(projector))
     if failing_at == "the switch":
         monkeypatch.setattr(moves, "_place", failing_place)
     try:
         async with served(three_cells) as client:
             task = await until_answered(client, "POST", "/v1/tasks", tenant, {"title": "Stays"})
-            with pytest.raises(Failed):
+            with pytest.raises(moves.MoveRefused if failing_at == "the check" else Failed):
                 await moves.move_tenant(engines, "a", tenant.tenant_id, "c", say)
             after = await until_answered(
                 client,
