@@ -144,7 +144,7 @@ async def test_without_a_tenant_set_the_role_sees_nothing(
         await conn.execute(sa.text("SET LOCAL ROLE tasks_tenant"))
         assert await conn.scalar(sa.text("SELECT count(*) FROM events")) == 0
         # Nor does the search function, which reads as the tables' owner.
-        assert await conn.scalar(sa.text("SELECT count(*) FROM task_ids_matching('%')")) == 0
+        assert await conn.scalar(sa.text("SELECT count(*) FROM tasks_matching('%')")) == 0
 
 
 async def test_a_rebuild_keeps_the_guard(
@@ -166,7 +166,7 @@ async def test_the_search_function_finds_the_entered_tenants_tasks_only(
 ) -> None:
     first, _ = two_tenants
     async with tenant_connection(engine, first.principal.tenant_id) as conn:
-        found = set(await conn.scalars(sa.text("SELECT task_id FROM task_ids_matching('%')")))
+        found = set(await conn.scalars(sa.text("SELECT task_id FROM tasks_matching('%')")))
         own = set(await conn.scalars(sa.text("SELECT task_id FROM task_view")))
     assert found == own and len(own) == 1
 
@@ -178,9 +178,9 @@ async def test_no_role_but_the_tenant_role_may_call_the_search_function(
         granted = await conn.scalars(
             sa.text(
                 "SELECT grantee FROM information_schema.routine_privileges "
-                "WHERE routine_name = 'task_ids_matching' AND privilege_type = 'EXECUTE' "
+                "WHERE routine_name = 'tasks_matching' AND privilege_type = 'EXECUTE' "
                 "AND grantee <> (SELECT rolname FROM pg_roles r JOIN pg_proc p "
-                "ON p.proowner = r.oid WHERE p.proname = 'task_ids_matching')"
+                "ON p.proowner = r.oid WHERE p.proname = 'tasks_matching')"
             )
         )
         assert set(granted) == {"tasks_tenant"}
