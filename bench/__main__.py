@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app.database import create_engine
 from bench import appends, dataset
-from bench.cpu import postmaster
+from bench.cpu import postgres_of
 from bench.database import connect, create_tenants, throwaway_database
 from bench.dataset import LoadedTenant
 from bench.explain import explain_reads
@@ -118,7 +118,7 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
         say("our append against the eventsourcing recorder")
         ours, peer = appends.append_rates(url, plan.connections, plan.ceiling_seconds)
 
-        postgres = asyncio.run(postmaster(url))
+        postgres = asyncio.run(postgres_of(url))
         files = request_files(scratch, loaded[lists.tenant_id], loaded[commands.tenant_id], 2)
         keys = Keys(lists.api_key, stats.api_key, commands.api_key)
         bare = bare_server(workers, scratch / "bare.log")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-import psutil
-
 from bench import appends
+from bench.cpu import Postgres
 from bench.database import wait_until_idle
 from bench.load import LoadResult, run_wrk
 from bench.plan import Plan
@@ -42,7 +41,7 @@ def saturation_round(
     api: Server,
     bare: Server,
     database_url: str,
-    postgres: psutil.Process,
+    postgres: Postgres,
     files: RequestFiles,
     keys: Keys,
     round_number: int,
@@ -90,7 +89,7 @@ def saturation_round(
     return loads
 
 
-def raw_insert_ceiling(plan: Plan, database_url: str, postgres: psutil.Process) -> LoadResult:
+def raw_insert_ceiling(plan: Plan, database_url: str, postgres: Postgres) -> LoadResult:
     """Measured while no API server runs: none applies the events appended before."""
     asyncio.run(wait_until_idle(database_url, runners=False))
     say(RAW)
