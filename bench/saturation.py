@@ -72,21 +72,35 @@ def saturation_round(
     ]
     loads = {RAW: raw_insert}
     for name, server, script, path, env in runs:
-        # What the last load left running (a search gives up only at its statement timeout)
-        # would otherwise be measured against this one.
-        asyncio.run(wait_until_idle(database_url))
-        say(f"{name}")
-        loads[name] = run_wrk(
-            f"{server.base_url}{path}",
-            script,
-            env,
-            plan.seconds,
-            plan.connections,
-            plan.wrk_threads,
-            [server],
-            postgres,
-        )
+        loads[name] = saturated(plan, name, server, path, script, env, database_url, postgres)
     return loads
+
+
+def saturated(
+    plan: Plan,
+    name: str,
+    server: Server,
+    path: str,
+    script: str,
+    env: dict[str, str],
+    database_url: str,
+    postgres: Postgres,
+) -> LoadResult:
+    """One load under wrk at the plan's connections, once the database is idle: what the last
+    load left running (a search gives up only at its statement timeout) would otherwise be
+    measured against this one."""
+    asyncio.run(wait_until_idle(database_url))
+    say(name)
+    return run_wrk(
+        f"{server.base_url}{path}",
+        script,
+        env,
+        plan.seconds,
+        plan.connections,
+        plan.wrk_threads,
+        [server],
+        postgres,
+    )
 
 
 def raw_insert_ceiling(plan: Plan, database_url: str, postgres: Postgres) -> LoadResult:
