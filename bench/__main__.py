@@ -4,7 +4,9 @@ Creates a throwaway database, loads it with COPY, measures the rebuilds and the 
 the API as `tasks-api serve` runs it, in its own processes: at saturation beside the raw INSERT
 and the bare Litestar route, once with the rate limits counted in PostgreSQL and once in Redis;
 from one connection at a time; open loop at half the maximum; the rate limit slices of two
-processes; and projection lag. It prints its tables and asserts nothing: they say what passed."""
+processes; and projection lag. Then over three cells (bench/cells.py): the hot path against one
+cell, and the relay publishing to NATS JetStream. It prints its tables and asserts nothing:
+they say what passed."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pathlib import Path
 
 from app.database import create_engine
 from bench import appends, dataset
-from bench.cpu import postmaster
+from bench.cells import cells_figures, cells_rows
+from bench.cpu import postgres_of
 from bench.database import connect, create_tenants, throwaway_database
 from bench.dataset import LoadedTenant
 from bench.explain import explain_reads
@@ -30,6 +33,7 @@ from bench.load import LoadResult, ensure_wrk
 from bench.open_loop import open_loop_loads, open_loop_rows
 from bench.plan import FULL, QUICK, Plan
 from bench.rate_limit_slices import rate_limit_slices, slices_row
+from bench.relay import relay_rows
 from bench.report import Row, cpu_table, number, say, table
 from bench.requests import Keys, paced_creates, paced_gets, request_files
 from bench.saturation import raw_insert_ceiling, saturation_round, saturation_rows
@@ -53,7 +57,7 @@ class Results:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of under two minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about three minutes")
     parser.add_argument("--workers", type=int, default=2, help="tasks-api serve --workers")
     parser.add_argument(
         "--explain", type=Path, help="write EXPLAIN ANALYZE of the list and figure reads here"
@@ -118,7 +122,7 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
         say("our append against the eventsourcing recorder")
         ours, peer = appends.append_rates(url, plan.connections, plan.ceiling_seconds)
 
-        postgres = asyncio.run(postmaster(url))
+        postgres = asyncio.run(postgres_of(url))
         files = request_files(scratch, loaded[lists.tenant_id], loaded[commands.tenant_id], 2)
         keys = Keys(lists.api_key, stats.api_key, commands.api_key)
         bare = bare_server(workers, scratch / "bare.log")
@@ -173,6 +177,9 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
                 )
                 peak_rss = max(peak_rss, api.peak_worker_rss())
         say("done; dropping the database")
+    say("three cells against one, and the relay")
+    cells = cells_figures(plan, workers, scratch)
+    say("done; stopping the cells")
 
     for title, short, loads in (
         (
@@ -217,6 +224,18 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
     results.loads += [
         ("rate limit slices (PostgreSQL)", slices_in_postgres.load),
         ("rate limit slices (Redis)", slices_in_redis.load),
+    ]
+    results.sections.append(
+        (
+            f"Cells: wrk at {plan.connections} connections over three cells against one, rate "
+            "limits in PostgreSQL; the relay publishing a burst to NATS JetStream",
+            cells_rows(cells) + relay_rows(cells.relay),
+        )
+    )
+    results.loads += [
+        (f"{name} ({over})", result)
+        for name, loads in cells.hot_path.items()
+        for over, result in loads.items()
     ]
     results.sections.append(("The rest", _rows(ours, peer, lags, rebuilds, peak_rss)))
     return results

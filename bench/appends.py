@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
-import psutil
 
 from app.ids import new_id
 from app.store import event_log
-from bench.cpu import Meter, own_cpu_seconds
+from bench.cpu import Meter, Postgres, own_cpu_seconds
 from bench.database import connect, wait_for_connections
 from bench.dataset import task_command
 from bench.load import LoadResult
@@ -60,7 +59,7 @@ async def _for_seconds(
 
 
 async def raw_inserts(
-    database_url: str, concurrency: int, seconds: float, postgres: psutil.Process
+    database_url: str, concurrency: int, seconds: float, postgres: Postgres
 ) -> LoadResult:
     """Single-row INSERTs, each its own commit, into a copy of the events table's columns,
     keys and indexes (no triggers), from one asyncpg connection per worker; with the CPU they

@@ -48,21 +48,32 @@ def tree_cpu_seconds(root: psutil.Process) -> float:
     return total
 
 
+class Postgres:
+    """The PostgreSQL servers a load reaches, each by its postmaster: one, or over cells the
+    home (which counts the rate limits) and the tenant's cell, servers apart."""
+
+    def __init__(self, *postmasters: psutil.Process) -> None:
+        self.postmasters = postmasters
+
+    def cpu_seconds(self) -> float:
+        return sum(tree_cpu_seconds(postmaster) for postmaster in self.postmasters)
+
+
 class Meter:
     """What a load costs in CPU per wall second, from its start (this meter's making) to
     `usage`, given its generator's CPU seconds."""
 
-    def __init__(self, servers: Sequence[Measured], postgres: psutil.Process) -> None:
+    def __init__(self, servers: Sequence[Measured], postgres: Postgres) -> None:
         self._servers = servers
         self._postgres = postgres
         self._servers_before = sum(server.cpu_seconds() for server in servers)
-        self._postgres_before = tree_cpu_seconds(postgres)
+        self._postgres_before = postgres.cpu_seconds()
         self._started = time.monotonic()
 
     def usage(self, generator_cpu_seconds: float) -> Usage:
         wall = time.monotonic() - self._started
         servers = sum(server.cpu_seconds() for server in self._servers) - self._servers_before
-        postgres = tree_cpu_seconds(self._postgres) - self._postgres_before
+        postgres = self._postgres.cpu_seconds() - self._postgres_before
         return Usage(wall, generator_cpu_seconds / wall, servers / wall, postgres / wall)
 
 
@@ -90,8 +101,8 @@ def own_cpu_seconds() -> float:
     return time.process_time()
 
 
-async def postmaster(database_url: str) -> psutil.Process:
-    """The PostgreSQL server behind `database_url`, which must run on this machine: the
+async def postgres_of(database_url: str) -> Postgres:
+    """The PostgreSQL server behind `database_url`, which must run on this machine: by the
     parent of a backend."""
     conn = await connect(database_url)
     try:
@@ -101,4 +112,4 @@ async def postmaster(database_url: str) -> psutil.Process:
         await conn.close()
     if parent is None:
         raise RuntimeError("PostgreSQL's backend has no parent process on this machine")
-    return parent
+    return Postgres(parent)

@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,9 +59,10 @@ def server_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
 
 
-def cli(database_url: str, *args: str) -> str:
-    """Run `tasks-api ARGS` on the database as an operator would; its stdout."""
-    env = {**os.environ, "DATABASE_URL": database_url}
+def cli(database_url: str, *args: str, settings: dict[str, str] | None = None) -> str:
+    """Run `tasks-api ARGS` on the database as an operator would, with these `settings`
+    beside (TASKS_CELLS, NATS_URL…); its stdout."""
+    env = {**os.environ, "DATABASE_URL": database_url, **(settings or {})}
     done = subprocess.run(
         [tasks_api(), *args],
         env=env,
@@ -75,13 +76,20 @@ def cli(database_url: str, *args: str) -> str:
 
 
 def create_tenants(
-    database_url: str, names: list[str], rate_limit: int = RATE_LIMIT
+    database_url: str,
+    names: list[str],
+    rate_limit: int = RATE_LIMIT,
+    cells: str | None = None,
+    placement: Mapping[str, str] | None = None,
 ) -> list[CreatedTenant]:
-    """`tasks-api tenant create` for each name, run side by side."""
+    """`tasks-api tenant create` for each name, run side by side; over `cells` (TASKS_CELLS),
+    each on the cell `placement` names for it."""
+    settings = {} if cells is None else {"TASKS_CELLS": cells}
 
     def create(name: str) -> CreatedTenant:
-        args = ("tenant", "create", name, "--rate-limit", str(rate_limit), "--json")
-        out = cli(database_url, *args)
+        cell = () if placement is None else ("--cell", placement[name])
+        args = ("tenant", "create", name, "--rate-limit", str(rate_limit), *cell, "--json")
+        out = cli(database_url, *args, settings=settings)
         return msgspec.json.decode(out.strip().splitlines()[-1], type=CreatedTenant)
 
     with ThreadPoolExecutor(max_workers=len(names)) as pool:

@@ -95,10 +95,10 @@ async def _lag(
         rate=total / sent_for,
         commands=total,
         failed=failed,
-        command_p99_ms=_percentile(latencies, 99) * 1000,
-        lag_p50_ms=_percentile(lags, 50) * 1000,
-        lag_p99_ms=_percentile(lags, 99) * 1000,
-        recorded_lag_p99_ms=_percentile(from_recorded, 99) * 1000,
+        command_p99_ms=percentile(latencies, 99) * 1000,
+        lag_p50_ms=percentile(lags, 50) * 1000,
+        lag_p99_ms=percentile(lags, 99) * 1000,
+        recorded_lag_p99_ms=percentile(from_recorded, 99) * 1000,
         events_seen=len(seen),
     )
 
@@ -143,7 +143,8 @@ async def _poll_lags(
         await conn.close()
 
 
-def _percentile(values: list[float], percent: float) -> float:
+def percentile(values: list[float], percent: float) -> float:
+    """The value `percent` of the values are at or below, interpolated; NaN of none."""
     if not values:
         return float("nan")
     if len(values) == 1:

@@ -10,8 +10,8 @@ import urllib.request
 from dataclasses import dataclass
 
 import msgspec
-import psutil
 
+from bench.cpu import Postgres
 from bench.database import wait_until_idle
 from bench.dataset import LoadedTenant
 from bench.load import LoadResult, run_wrk
@@ -60,7 +60,7 @@ def one_connection(
     plan: Plan,
     api: Server,
     database_url: str,
-    postgres: psutil.Process,
+    postgres: Postgres,
     files: RequestFiles,
     keys: Keys,
 ) -> dict[str, LoadResult]:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import psutil
 
-from bench.cpu import Measured, Meter, Usage, run_process
+from bench.cpu import Measured, Meter, Postgres, Usage, run_process
 from bench.paced import PacedSpec, PacedSummary
 
 LUA = Path(__file__).with_name("lua")
@@ -84,7 +83,7 @@ def run_wrk(
     connections: int,
     threads: int,
     servers: Sequence[Measured],
-    postgres: psutil.Process,
+    postgres: Postgres,
 ) -> LoadResult:
     """Load `url` through bench/lua/<script>.lua, closed loop: each connection sends its next
     request when the answer to the last has come."""
@@ -125,7 +124,7 @@ def run_paced(
     seconds: float,
     connections: int,
     servers: Sequence[Measured],
-    postgres: psutil.Process,
+    postgres: Postgres,
     records_path: Path | None = None,
 ) -> tuple[LoadResult, PacedSummary]:
     """Load the base URLs `targets` at a fixed `rate` for `seconds` with bench.paced, open

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import psutil
-
+from bench.cpu import Postgres
 from bench.database import wait_until_idle
 from bench.load import LoadResult, run_paced
 from bench.plan import Plan
@@ -31,7 +30,7 @@ def open_loop_loads(
     plan: Plan,
     api: Server,
     database_url: str,
-    postgres: psutil.Process,
+    postgres: Postgres,
     requests: dict[str, list[str]],
     maxima: dict[str, float],
 ) -> dict[str, OpenLoop]:

@@ -25,6 +25,10 @@ class Plan:
     # The rate the target is set at, then one this machine sustains beside it.
     lag_rates: tuple[int, ...]
     lag_seconds: float
+    # Tasks loaded for each tenant the hot path over cells reads, and tasks created on each
+    # of two cells at once for the relay to publish.
+    cells_tasks: int
+    relay_tasks: int
     connections: int = 64
     wrk_threads: int = 2
 
@@ -43,6 +47,8 @@ FULL = Plan(
     slices_seconds=2,
     lag_rates=(1_000, 250),
     lag_seconds=10,
+    cells_tasks=20_000,
+    relay_tasks=5_000,
 )
 
 QUICK = Plan(
@@ -59,4 +65,6 @@ QUICK = Plan(
     slices_seconds=2,
     lag_rates=(300,),
     lag_seconds=2,
+    cells_tasks=1_000,
+    relay_tasks=500,
 )

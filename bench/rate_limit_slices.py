@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import psutil
 
+from bench.cpu import Postgres
 from bench.database import CreatedTenant, wait_until_idle
 from bench.load import LoadResult, run_paced
 from bench.paced import Record, render
@@ -49,7 +49,7 @@ def rate_limit_slices(
     servers: list[Server],
     tenant: CreatedTenant,
     database_url: str,
-    postgres: psutil.Process,
+    postgres: Postgres,
     records_path: Path,
 ) -> SlicesResult:
     """`tenant`, of `plan.slices_limit` requests a minute, sent twice that in

@@ -49,7 +49,7 @@ def request_files(
     to_complete = open_ids[snoozed:]
     share = len(to_complete) // rounds
     return RequestFiles(
-        read_ids=_write(scratch / "read-ids", [task_id for task_id, _ in reads.tasks]),
+        read_ids=task_ids_file(scratch / "read-ids", reads),
         command_ids=_write(scratch / "command-ids", [task_id for task_id, _ in commands.tasks]),
         snooze_ids=_write(scratch / "snooze-ids", open_ids[:snoozed]),
         complete_ids=tuple(
@@ -58,6 +58,11 @@ def request_files(
         ),
         paths={name: _write(scratch / name, paths) for name, paths in query_paths().items()},
     )
+
+
+def task_ids_file(path: Path, tenant: LoadedTenant) -> str:
+    """The tenant's task ids, one a line, for GET by id (BENCH_IDS)."""
+    return _write(path, [task_id for task_id, _ in tenant.tasks])
 
 
 def query_paths(now: datetime | None = None) -> dict[str, list[str]]:

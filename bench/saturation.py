@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-import psutil
-
 from bench import appends
+from bench.cpu import Postgres
 from bench.database import wait_until_idle
 from bench.load import LoadResult, run_wrk
 from bench.plan import Plan
@@ -42,7 +41,7 @@ def saturation_round(
     api: Server,
     bare: Server,
     database_url: str,
-    postgres: psutil.Process,
+    postgres: Postgres,
     files: RequestFiles,
     keys: Keys,
     round_number: int,
@@ -73,24 +72,38 @@ def saturation_round(
     ]
     loads = {RAW: raw_insert}
     for name, server, script, path, env in runs:
-        # What the last load left running (a search gives up only at its statement timeout)
-        # would otherwise be measured against this one.
-        asyncio.run(wait_until_idle(database_url))
-        say(f"{name}")
-        loads[name] = run_wrk(
-            f"{server.base_url}{path}",
-            script,
-            env,
-            plan.seconds,
-            plan.connections,
-            plan.wrk_threads,
-            [server],
-            postgres,
-        )
+        loads[name] = saturated(plan, name, server, path, script, env, database_url, postgres)
     return loads
 
 
-def raw_insert_ceiling(plan: Plan, database_url: str, postgres: psutil.Process) -> LoadResult:
+def saturated(
+    plan: Plan,
+    name: str,
+    server: Server,
+    path: str,
+    script: str,
+    env: dict[str, str],
+    database_url: str,
+    postgres: Postgres,
+) -> LoadResult:
+    """One load under wrk at the plan's connections, once the database is idle: what the last
+    load left running (a search gives up only at its statement timeout) would otherwise be
+    measured against this one."""
+    asyncio.run(wait_until_idle(database_url))
+    say(name)
+    return run_wrk(
+        f"{server.base_url}{path}",
+        script,
+        env,
+        plan.seconds,
+        plan.connections,
+        plan.wrk_threads,
+        [server],
+        postgres,
+    )
+
+
+def raw_insert_ceiling(plan: Plan, database_url: str, postgres: Postgres) -> LoadResult:
     """Measured while no API server runs: none applies the events appended before."""
     asyncio.run(wait_until_idle(database_url, runners=False))
     say(RAW)

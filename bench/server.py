@@ -153,13 +153,20 @@ def api_server(
     log_path: Path,
     redis_url: str | None = None,
     run_projections: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> Server:
     """`tasks-api serve`, the real command, with the constant route added; its rate limits
-    counted in Redis at `redis_url`, else in PostgreSQL (the default)."""
+    counted in Redis at `redis_url`, else in PostgreSQL (the default); with these `settings`
+    beside (TASKS_CELLS, NATS_URL…)."""
     env = {
         "DATABASE_URL": database_url,
         "TASKS_BENCH_ROUTES": "1",
         "TASKS_RUN_PROJECTIONS": "true" if run_projections else "false",
+        # One cell and no relay unless `settings` say so, whatever the bench's own
+        # environment says (an empty setting is an unset one).
+        "TASKS_CELLS": "",
+        "NATS_URL": "",
+        **(settings or {}),
     }
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
