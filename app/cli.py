@@ -539,13 +539,12 @@ def projections() -> None:
 
 @projections.command("run")
 def run_projections() -> None:
-    """Run the projection runners (and the auto-complete sweep) until stopped, on every
-    cell; with NATS_URL set, each cell's relay too."""
-    from app.background import run_on_every_cell
+    """Run the projection runners (the tenants' log digests' too) and the auto-complete sweep
+    until stopped, on every cell; with NATS_URL set, each cell's relay too."""
+    from app.background import FOLLOWERS, run_on_every_cell
     from app.cells import open_cells
     from app.logs import logging_config
     from app.relay import stream_address
-    from projections.registry import ASYNCHRONOUS
 
     settings = _settings()
     # The same JSON lines as `serve`: the runners' state and the audit lines of the events
@@ -560,7 +559,7 @@ def run_projections() -> None:
         async with open_cells(
             database.cells,
             pool_size=1,
-            engine_pool_size=2 * len(ASYNCHRONOUS) + 1,
+            engine_pool_size=2 * len(FOLLOWERS) + 1,
             statement_timeout_ms=settings.statement_timeout_ms,
         ) as cells:
             await run_on_every_cell(cells, stop, stream_address(settings))
