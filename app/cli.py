@@ -634,7 +634,36 @@ def verify_projections() -> None:
 
 @main.group()
 def audit() -> None:
-    """Export a tenant's events, import them into another database; replay a task."""
+    """Export a tenant's events, import them into another database; replay a task; verify
+    that the log was not altered."""
+
+
+@audit.command("verify")
+@click.option("--tenant", "tenant_id", help="Only this tenant's events and digest.")
+def verify_log(tenant_id: str | None) -> None:
+    """Recompute every task's hash chain and every tenant's log digest; name the first broken
+    link of the chains and each tenant whose digest no longer matches, exit 1 if any."""
+    from app.log_verification import verify_log as verify
+
+    with _database(_settings(), migrate=False) as database:
+        cells = database.cells if tenant_id is None else [_cell_of(database, tenant_id)]
+        by_cell = [
+            (cell, _with_engine(cell.url, lambda engine: verify(engine, tenant_id)))
+            for cell in cells
+        ]
+    for cell, verdict in by_cell:
+        on = f"cell {cell.name}: " if database.several else ""
+        for broken in verdict.broken:
+            click.echo(f"{on}broken: {broken}")
+    if any(verdict.broken for _, verdict in by_cell):
+        raise SystemExit(1)
+    for cell, verdict in by_cell:
+        on = f"cell {cell.name}: " if database.several else ""
+        click.echo(
+            f"{on}The log is whole: {verdict.events} events of {verdict.tasks} tasks chain; "
+            f"{verdict.digested_events} of them, behind the runner, match the digests of "
+            f"{verdict.digested_tenants} tenant(s)."
+        )
 
 
 @audit.command("export")

@@ -284,6 +284,8 @@ async def test_an_export_carries_each_events_hash_and_the_import_keeps_it(
     assert (await import_into(target_url, str(exported.path))).exit_code == 0
 
     assert await hashes(target, exported.tenant_id) == source
+    verified = await asyncio.to_thread(cli, ["audit", "verify"], target_url)
+    assert verified.exit_code == 0, verified.output
 
 
 async def test_an_export_altered_after_it_was_made_is_refused_naming_the_line(
