@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -84,17 +85,25 @@ async def digest_the_log(engine: AsyncEngine) -> None:
     await wait_until(digested)
 
 
-async def tamper(engine: AsyncEngine, *statements: str, **values: Any) -> None:
-    """Run statements on the events as their owner can: with the log's triggers disabled."""
+@asynccontextmanager
+async def triggers_disabled(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction of the events' owner with the log's triggers disabled, as it can open."""
     async with engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER USER"))
-        for statement in statements:
-            await conn.execute(sa.text(statement), values)
+        yield conn
         await conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER USER"))
 
 
-async def rehash_from(conn: AsyncConnection, tenant_id: str, task_id: str, version: int) -> None:
-    """The task's hashes from `version` on recomputed, as a forger who knows the chain would."""
+async def tamper(engine: AsyncEngine, *statements: str, **values: Any) -> None:
+    """Run statements on the events with the log's triggers disabled."""
+    async with triggers_disabled(engine) as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement), values)
+
+
+async def rehash(conn: AsyncConnection, tenant_id: str, task_id: str, version: int) -> None:
+    """The hash of the task's version recomputed from its content and the version before it,
+    as a forger who knows how the chain is made would."""
     await conn.execute(
         sa.text("""
             UPDATE events e SET hash = event_hash(p.hash, e.tenant_id, e.stream_id,
@@ -149,8 +158,7 @@ async def test_an_edit_whose_chain_is_hashed_anew_breaks_the_tenants_digest(
 ) -> None:
     tenant_id, task_id = await tenant_with_history(db, engine, "rehashed")
 
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER USER"))
+    async with triggers_disabled(engine) as conn:
         await conn.execute(
             sa.text(
                 'UPDATE events SET metadata = \'{"actor": "someone else"}\' '
@@ -159,8 +167,7 @@ async def test_an_edit_whose_chain_is_hashed_anew_breaks_the_tenants_digest(
             {"tenant": tenant_id, "task": task_id},
         )
         for version in (2, 3):
-            await rehash_from(conn, tenant_id, task_id, version)
-        await conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER USER"))
+            await rehash(conn, tenant_id, task_id, version)
 
     result = await verify(tampered_database_url, tenant_id)
     assert result.exit_code == 1
