@@ -8,11 +8,13 @@ owner can disable it. What the owner cannot do unseen is change what was already
   chaining from 32 zero bytes. The content is the jsonb text of
   [tenant_id, stream_id, stream_version, event_type, payload_version, data, metadata,
   recorded_at in UTC as 'YYYY-MM-DDTHH:MI:SS.USZ'], so it is reproducible from what is
-  stored and from an `audit export` line alike (`event_hash`). A BEFORE INSERT trigger sets
-  it, whatever a writer gave: every path that appends (a command, `audit import`, a tenant's
-  move between cells) chains its events. A command holds its stream's lock when it appends
-  (migration 0012), so the version before it is committed and in sight: no writer waits
-  for another that did not before.
+  stored and from an `audit export` line alike (`event_hash`). `append_to_stream` chains a
+  command's events as it appends them: it holds the stream's lock already (migration 0012),
+  so the head it chains to is committed and stays the head, and no writer waits for another
+  that did not before. A BEFORE INSERT trigger chains every other insert that gives no hash
+  (`audit import`, a tenant's move between cells). On the command's path the trigger's call
+  cost PostgreSQL more than the hash does in the function it already runs. A hash given
+  wrong shows as an edit does.
 - `log_digests` holds, per tenant, what the runner of the follower `log_digest` folded from
   the tenant's log in commit order: digest_n = sha256(digest_{n-1} || hash of event n), from
   32 zero bytes, and how many events that covers, written with the follower's checkpoint.
@@ -25,6 +27,9 @@ Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-05
 """
+
+import importlib
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -97,6 +102,37 @@ LAST_OF_NEXT_STREAMS = f"""
 """
 
 
+# How append_to_stream writes a command's events, its stream's lock held: each chained to the
+# one before it, the first to the stream's head, which the lock keeps the head. (Not found,
+# for a version the stream has not reached, it leaves the hashes to the trigger, which
+# refuses the gap.)
+APPEND_CHAINED_EVENTS = f"""
+                DECLARE
+                    chained bytea := {NO_HASH};
+                    hashes bytea[];
+                BEGIN
+                    IF expected_version > 0 THEN
+                        SELECT e.hash INTO chained FROM events e
+                         WHERE e.tenant_id = tenant AND e.stream_id = stream
+                           AND e.stream_version = expected_version;
+                    END IF;
+                    FOR i IN 1 .. cardinality(event_types) LOOP
+                        chained := event_hash(chained, tenant, stream, expected_version + i,
+                                              event_types[i], payload_versions[i],
+                                              payloads[i]::jsonb, event_metadata::jsonb,
+                                              recorded_at);
+                        hashes[i] := chained;
+                    END LOOP;
+                    INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
+                                        payload_version, data, metadata, recorded_at, hash)
+                    SELECT tenant, stream, expected_version + e.n::integer, e.type,
+                           e.payload_version, e.data::jsonb, event_metadata::jsonb,
+                           recorded_at, e.hash
+                      FROM unnest(event_types, payload_versions, payloads, hashes)
+                           WITH ORDINALITY AS e(type, payload_version, data, hash, n);
+                END;"""
+
+
 def upgrade() -> None:
     op.execute("ALTER TABLE events ADD COLUMN hash bytea")
     op.execute(EVENT_HASH)
@@ -125,10 +161,13 @@ def upgrade() -> None:
             RETURN NEW;
         END $$
     """)
+    # append_to_stream gives each event its hash; only other writers' inserts need the trigger.
     op.execute("""
         CREATE TRIGGER events_chain BEFORE INSERT ON events
-            FOR EACH ROW EXECUTE FUNCTION events_chain()
+            FOR EACH ROW WHEN (NEW.hash IS NULL) EXECUTE FUNCTION events_chain()
     """)
+    op.execute(f"GRANT INSERT (hash) ON events TO {TENANT_ROLE}")
+    _append_to_stream(APPEND_CHAINED_EVENTS)
     op.execute("""
         CREATE TABLE log_digests (
             tenant_id text PRIMARY KEY,
@@ -148,6 +187,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _append_to_stream(_migration("0012_requests_in_one_round_trip").APPEND_EVENTS)
+    op.execute(f"REVOKE INSERT (hash) ON events FROM {TENANT_ROLE}")
     op.execute(f"REVOKE ALL ON log_digests FROM {TENANT_ROLE}")
     op.execute("DROP TABLE log_digests")
     op.execute(f"DELETE FROM projection_checkpoints WHERE projection = '{LOG_DIGEST}'")
@@ -157,6 +198,23 @@ def downgrade() -> None:
     op.execute(
         "DROP FUNCTION event_hash(bytea, text, text, integer, text, smallint, jsonb, jsonb, "
         "timestamptz)"
+    )
+
+
+def _migration(name: str) -> Any:
+    return importlib.import_module(f"migrations.versions.{name}")
+
+
+def _append_to_stream(append_events: str) -> None:
+    """append_to_stream as migration 0018 left it, its events written by `append_events`."""
+    rounds = _migration("0012_requests_in_one_round_trip")
+    op.execute(
+        rounds.append_to_stream_sql(
+            "CREATE OR REPLACE",
+            _migration("0017_tenant_moves").FENCE_CHECK,
+            [*rounds.VIEW_COLUMNS, "body"],
+            append_events,
+        )
     )
 
 

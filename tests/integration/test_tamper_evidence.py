@@ -272,13 +272,13 @@ async def test_an_event_inserted_behind_the_runner_with_a_forged_chain_breaks_th
     ]
 
 
-async def test_the_database_chains_an_event_whatever_hash_its_writer_gives(
+async def test_an_event_appended_with_a_wrong_hash_is_named(
     db: Database, engine: AsyncEngine, tampered_database_url: str
 ) -> None:
     tenant_id, task_id = await tenant_with_history(db, engine, "forging")
 
     async with engine.begin() as conn:
-        given = await conn.scalar(
+        await conn.execute(
             sa.text("""
                 INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
                                     payload_version, data, metadata, recorded_at, hash)
@@ -286,11 +286,36 @@ async def test_the_database_chains_an_event_whatever_hash_its_writer_gives(
                        recorded_at, '\\x00'::bytea
                   FROM events
                  WHERE tenant_id = :tenant AND stream_id = :task AND stream_version = 3
-                RETURNING hash
             """),
             {"tenant": tenant_id, "task": task_id},
         )
     await digest_the_log(engine)
 
-    assert given != b"\x00"
+    result = await verify(tampered_database_url, tenant_id)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"broken: tenant {tenant_id}, task {task_id}, version 4: its hash does not match its "
+        "content and the hash of version 3: the event was edited, or moved from another version"
+    ]
+
+
+async def test_an_insert_that_gives_no_hash_is_chained_by_the_database(
+    db: Database, engine: AsyncEngine, tampered_database_url: str
+) -> None:
+    tenant_id, task_id = await tenant_with_history(db, engine, "copying")
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text("""
+                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
+                                    payload_version, data, metadata, recorded_at)
+                SELECT tenant_id, stream_id, 4, event_type, payload_version, data, metadata,
+                       recorded_at
+                  FROM events
+                 WHERE tenant_id = :tenant AND stream_id = :task AND stream_version = 3
+            """),
+            {"tenant": tenant_id, "task": task_id},
+        )
+    await digest_the_log(engine)
+
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
