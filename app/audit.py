@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock
+from app.copied_events import append_copies
 from app.published_events import AuditEvent
 from app.store.tables import tenants
 from domain.events import event_type
@@ -113,7 +114,8 @@ async def import_events(
 
     A tenant this database lacks is created with the same id, named `tenant_name` (else its
     id), without API keys. The import is refused whole (ImportRefused) at an event that is
-    not a valid one, or whose task here already has that version or lacks the one before."""
+    not a valid one, whose task here already has that version or lacks the one before, or
+    whose hash differs from the one its content and its task's chain give here."""
     imported = Imported()
     async with engine.begin() as conn:
         # One transaction that waits on its input between statements, however slow it is.
@@ -194,22 +196,14 @@ async def _check_versions_follow(conn: AsyncConnection, batch: Sequence[_Line]) 
 
 
 async def _append(conn: AsyncConnection, batch: Sequence[_Line]) -> None:
-    # Positions are taken in the order of the rows, the export's commit order; the
-    # transaction id is this import's.
-    rows = [
-        {
-            "tenant_id": line.event.tenant_id,
-            "stream_id": line.event.task_id,
-            "stream_version": line.event.version,
-            "event_type": line.event.type,
-            "payload_version": line.event.payload_version,
-            "data": line.event.recorded().data,
-            "metadata": line.event.metadata,
-            "recorded_at": line.event.recorded_at,
-        }
-        for line in batch
-    ]
     try:
-        await conn.execute(events.insert(), rows)
+        altered = await append_copies(conn, [line.event.recorded() for line in batch])
     except IntegrityError as error:
         raise ImportRefused(f"lines {batch[0].number}-{batch[-1].number}: {error.orig}") from None
+    if altered is not None:
+        line = batch[altered]
+        raise ImportRefused(
+            f"line {line.number}: version {line.event.version} of task {line.event.task_id} "
+            f"of tenant {line.event.tenant_id} does not match its hash: the export was "
+            "altered there, or at an earlier version of that task"
+        )

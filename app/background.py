@@ -14,9 +14,14 @@ from app.cells import Cells
 from app.database import Database
 from app.relay import Publisher, Relay, StreamAddress
 from projections import runner
+from projections.log_digest import LOG_DIGEST
 from projections.registry import ASYNCHRONOUS
 
 log = logging.getLogger("tasks_api.background")
+
+# What a cell's runners keep up with the log, the relay aside: every asynchronous
+# projection, and each tenant's digest of its log.
+FOLLOWERS: tuple[runner.Follower, ...] = (*ASYNCHRONOUS, LOG_DIGEST)
 
 
 async def run_background(
@@ -27,7 +32,7 @@ async def run_background(
     relay publishes the log to it as a runner too."""
     relay = [] if publisher is None else [runner.run(engine, Relay(publisher), stop)]
     await asyncio.gather(
-        *(runner.run(engine, projector, stop) for projector in ASYNCHRONOUS),
+        *(runner.run(engine, follower, stop) for follower in FOLLOWERS),
         *relay,
         auto_complete.sweep(db, stop),
     )

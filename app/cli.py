@@ -539,13 +539,12 @@ def projections() -> None:
 
 @projections.command("run")
 def run_projections() -> None:
-    """Run the projection runners (and the auto-complete sweep) until stopped, on every
-    cell; with NATS_URL set, each cell's relay too."""
-    from app.background import run_on_every_cell
+    """Run the projection runners (the tenants' log digests' too) and the auto-complete sweep
+    until stopped, on every cell; with NATS_URL set, each cell's relay too."""
+    from app.background import FOLLOWERS, run_on_every_cell
     from app.cells import open_cells
     from app.logs import logging_config
     from app.relay import stream_address
-    from projections.registry import ASYNCHRONOUS
 
     settings = _settings()
     # The same JSON lines as `serve`: the runners' state and the audit lines of the events
@@ -560,7 +559,7 @@ def run_projections() -> None:
         async with open_cells(
             database.cells,
             pool_size=1,
-            engine_pool_size=2 * len(ASYNCHRONOUS) + 1,
+            engine_pool_size=2 * len(FOLLOWERS) + 1,
             statement_timeout_ms=settings.statement_timeout_ms,
         ) as cells:
             await run_on_every_cell(cells, stop, stream_address(settings))
@@ -635,7 +634,36 @@ def verify_projections() -> None:
 
 @main.group()
 def audit() -> None:
-    """Export a tenant's events, import them into another database; replay a task."""
+    """Export a tenant's events, import them into another database; replay a task; verify
+    that the log was not altered."""
+
+
+@audit.command("verify")
+@click.option("--tenant", "tenant_id", help="Only this tenant's events and digest.")
+def verify_log(tenant_id: str | None) -> None:
+    """Recompute every task's hash chain and every tenant's log digest; name the first broken
+    link of the chains and each tenant whose digest no longer matches, exit 1 if any."""
+    from app.log_verification import verify_log as verify
+
+    with _database(_settings(), migrate=False) as database:
+        cells = database.cells if tenant_id is None else [_cell_of(database, tenant_id)]
+        by_cell = [
+            (cell, _with_engine(cell.url, lambda engine: verify(engine, tenant_id)))
+            for cell in cells
+        ]
+    for cell, verdict in by_cell:
+        on = f"cell {cell.name}: " if database.several else ""
+        for broken in verdict.broken:
+            click.echo(f"{on}broken: {broken}")
+    if any(verdict.broken for _, verdict in by_cell):
+        raise SystemExit(1)
+    for cell, verdict in by_cell:
+        on = f"cell {cell.name}: " if database.several else ""
+        click.echo(
+            f"{on}The log is whole: {verdict.events} events of {verdict.tasks} tasks chain; "
+            f"{verdict.digested_events} of them, behind the runner, match the digests of "
+            f"{verdict.digested_tenants} tenant(s)."
+        )
 
 
 @audit.command("export")

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import tenants
+from app.copied_events import append_copies
 from app.relay import RELAY
 from app.store.tables import (
     idempotency_records,
@@ -53,10 +54,11 @@ from projections.log import (
     checkpoint_of,
     read_after,
 )
+from projections.log_digest import LOG_DIGEST
 from projections.projector import stored_rows
 from projections.registry import ASYNCHRONOUS, PROJECTORS, TASK_VIEW
-from projections.runner import catch_up, read_checkpoint_unlocked
-from projections.tables import events
+from projections.runner import catch_up, read_checkpoint, read_checkpoint_unlocked
+from projections.tables import events, log_digests
 from projections.verify import verify
 
 COPY_BATCH = 2000
@@ -191,24 +193,13 @@ async def _no_idle_limit(conn: AsyncConnection) -> None:
 
 
 async def _append(conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
-    # Positions are taken in the order of the rows, the source's commit order; the
-    # transaction id is the copy's.
-    await conn.execute(
-        events.insert(),
-        [
-            {
-                "tenant_id": event.tenant_id,
-                "stream_id": event.stream_id,
-                "stream_version": event.version,
-                "event_type": event.type,
-                "payload_version": event.payload_version,
-                "data": event.data,
-                "metadata": event.metadata,
-                "recorded_at": event.recorded_at,
-            }
-            for event in batch
-        ],
-    )
+    altered = await append_copies(conn, batch)
+    if altered is not None:
+        event = batch[altered]
+        raise MoveRefused(
+            f"version {event.version} of task {event.stream_id} does not match its hash on "
+            "the source: its log there was altered (`tasks-api audit verify`)"
+        )
 
 
 async def _copy_answers(reading: AsyncConnection, writing: AsyncConnection, tenant_id: str) -> None:
@@ -328,13 +319,16 @@ async def _clear(
     engine: AsyncEngine, tenant_id: str, *, keep_tenant: bool, moved_to: str | None = None
 ) -> None:
     """Fence the tenant on the cell and remove every row of it: its events (which only a
-    fenced tenant's may be), projections, answers and the relay's mark; its own row too
-    unless `keep_tenant` (the home cell's is the directory's)."""
+    fenced tenant's may be), projections, answers, the relay's mark and its log's digest;
+    its own row too unless `keep_tenant` (the home cell's is the directory's)."""
     async with engine.begin() as conn:
         await _no_idle_limit(conn)
         await _set_fence(conn, tenant_id, moved_to)
         await conn.execute(sa.select(sa.func.set_config("tasks.moved_out_tenant", tenant_id, True)))
-        tables: list[Any] = [events, idempotency_records, relay_published]
+        # A batch of the digests' runner folding the tenant's events in now would record
+        # its digest again after the removal: wait for it, and hold the next one back.
+        await read_checkpoint(conn, LOG_DIGEST.name)
+        tables: list[Any] = [events, idempotency_records, relay_published, log_digests]
         tables += [table for projector in PROJECTORS.values() for table in projector.tables]
         for table in tables:
             await conn.execute(table.delete().where(table.c.tenant_id == tenant_id))

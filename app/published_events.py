@@ -126,6 +126,19 @@ Payload = Annotated[
 ]
 
 
+EventHash = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^[0-9a-f]{64}$",
+        extra_json_schema={
+            "description": "sha256, in hex, of the previous version's hash (32 zero bytes "
+            "before version 1) and the event's content: each task's events form a hash chain "
+            "(docs/events.md).",
+        },
+    ),
+]
+
+
 class AuditEvent(msgspec.Struct, rename="camel"):
     """One event of the log."""
 
@@ -139,6 +152,7 @@ class AuditEvent(msgspec.Struct, rename="camel"):
     recorded_at: datetime
     metadata: Metadata
     data: Payload
+    hash: EventHash
 
     @classmethod
     def of(cls, event: RecordedEvent, *, as_stored: bool = False) -> AuditEvent:
@@ -157,6 +171,7 @@ class AuditEvent(msgspec.Struct, rename="camel"):
             recorded_at=event.recorded_at,
             metadata=event.metadata,
             data={key: value for key, value in data.items() if key != TYPE_FIELD},
+            hash=event.hash.hex(),
         )
 
     def recorded(self) -> RecordedEvent:
@@ -174,4 +189,5 @@ class AuditEvent(msgspec.Struct, rename="camel"):
             data_json=msgspec.json.encode(stored).decode(),
             metadata_json=msgspec.json.encode(self.metadata).decode(),
             recorded_at=self.recorded_at,
+            hash=bytes.fromhex(self.hash),
         )

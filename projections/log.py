@@ -25,6 +25,8 @@ from projections.tables import XID8, events
 # The payload version each event type is written in today.
 PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
 FIRST_VERSION = 1
+# What version 1 of a task chains its hash from (migration 0019).
+NO_HASH = bytes(32)
 
 
 def _nest_created_task(data: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +72,8 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     data_json: str
     metadata_json: str
     recorded_at: datetime
+    # sha256 of the previous version's hash and this event's content (migration 0019).
+    hash: bytes
 
     @property
     def data(self) -> dict[str, Any]:
@@ -109,6 +113,7 @@ EVENT_COLUMNS = (
     events.c.data.cast(sa.Text),
     events.c.metadata.cast(sa.Text),
     events.c.recorded_at,
+    events.c.hash,
 )
 
 

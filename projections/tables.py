@@ -35,6 +35,9 @@ events = sa.Table(
         nullable=False,
         server_default=sa.text("pg_current_xact_id()"),
     ),
+    # sha256 of the previous version's hash and this event's content, set by the database
+    # on insert (migration 0019): each task's events form a hash chain.
+    sa.Column("hash", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "global_position"),
     sa.UniqueConstraint("tenant_id", "stream_id", "stream_version", name="events_stream_version"),
 )
@@ -94,6 +97,19 @@ projection_checkpoints = sa.Table(
     sa.Column("transaction_id", XID8, nullable=False),
     sa.Column("global_position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Each tenant's log folded in commit order, digest_n = sha256(digest_{n-1} || hash of event
+# n), by the runner of projections/log_digest.py, with its checkpoint (migration 0019).
+log_digests = sa.Table(
+    "log_digests",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("digest", sa.LargeBinary, nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),
+    # The last of the tenant's events folded in.
+    sa.Column("transaction_id", XID8, nullable=False),
+    sa.Column("global_position", sa.BigInteger, nullable=False),
 )
 
 # What the rollups need to know of each live task to move its counts when it changes.

@@ -183,6 +183,7 @@ _CREATION = wire.AuditEvent(
         "correlationId": _REQUEST_ID,
     },
     data={"task": msgspec.to_builtins(TASK)},
+    hash="3f6c0e1a9b27d4c58e0f6a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f",
 )
 HISTORY = answer(200, "The task's events, oldest first", [_CREATION], list[wire.AuditEvent])
 EVENTS = answer(

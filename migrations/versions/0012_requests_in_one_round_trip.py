@@ -176,11 +176,25 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION tenant_task(text, text)")
 
 
+# How append_to_stream writes the events, its stream's lock held.
+APPEND_EVENTS = """
+                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
+                                    payload_version, data, metadata, recorded_at)
+                SELECT tenant, stream, expected_version + e.n::integer, e.type,
+                       e.payload_version, e.data::jsonb, event_metadata::jsonb, recorded_at
+                  FROM unnest(event_types, payload_versions, payloads)
+                       WITH ORDINALITY AS e(type, payload_version, data, n);"""
+
+
 def append_to_stream_sql(
-    create: str = "CREATE", before_entering: str = "", view_columns: Iterable[str] = VIEW_COLUMNS
+    create: str = "CREATE",
+    before_entering: str = "",
+    view_columns: Iterable[str] = VIEW_COLUMNS,
+    append_events: str = APPEND_EVENTS,
 ) -> str:
-    """The function append_to_stream; `before_entering` runs first, as the tables' owner, and
-    the task view's row is written into `view_columns` (those of this migration's view)."""
+    """The function append_to_stream; `before_entering` runs first, as the tables' owner, the
+    events are written by `append_events`, and the task view's row is written into
+    `view_columns` (those of this migration's view)."""
     view_columns = list(view_columns)
     columns = ", ".join(view_columns)
     from_row = ", ".join(f"r.{name}" for name in view_columns)
@@ -216,12 +230,7 @@ def append_to_stream_sql(
                     PERFORM pg_advisory_xact_lock(
                         {STREAM_LOCKS}, hashtext(tenant || '/' || stream));
                 END IF;
-                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
-                                    payload_version, data, metadata, recorded_at)
-                SELECT tenant, stream, expected_version + e.n::integer, e.type,
-                       e.payload_version, e.data::jsonb, event_metadata::jsonb, recorded_at
-                  FROM unnest(event_types, payload_versions, payloads)
-                       WITH ORDINALITY AS e(type, payload_version, data, n);
+                {append_events}
                 IF task_row IS NULL THEN
                     DELETE FROM task_view WHERE tenant_id = tenant AND task_id = stream;
                 ELSE

@@ -139,6 +139,10 @@ async def test_a_tenant_moved_under_writers_and_a_follower_loses_and_repeats_not
     assert before_rebuild["total"] == len(versions)
     verified = await cli_in_thread(three_cells, "projections", "verify")
     assert verified.exit_code == 0, verified.output
+    # The copies chain on the target as on the source, and the source keeps no digest of
+    # the events it gave away.
+    whole = await cli_in_thread(three_cells, "audit", "verify")
+    assert whole.exit_code == 0, whole.output
     source = await fetch(
         three_cells[1].url,
         "SELECT moved_to FROM tenant_fences WHERE tenant_id = $1",

@@ -262,3 +262,83 @@ async def test_a_line_that_is_not_an_exported_event_is_refused_naming_it(
     assert refused.exit_code == 1
     assert f"line {len(lines) + 1}:" in refused.stderr
     assert await logged(target, exported.tenant_id) == []
+
+
+async def hashes(engine: AsyncEngine, tenant_id: str) -> list[bytes]:
+    """The tenant's events' hashes in commit order."""
+    async with engine.connect() as conn:
+        rows = await conn.scalars(
+            sa.select(events.c.hash)
+            .where(events.c.tenant_id == tenant_id)
+            .order_by(events.c.transaction_id, events.c.global_position)
+        )
+        return list(rows)
+
+
+async def test_an_export_carries_each_events_hash_and_the_import_keeps_it(
+    exported: Export, engine: AsyncEngine, target: AsyncEngine, target_url: str
+) -> None:
+    source = await hashes(engine, exported.tenant_id)
+    assert [json.loads(line)["hash"] for line in exported.lines()] == [h.hex() for h in source]
+
+    assert (await import_into(target_url, str(exported.path))).exit_code == 0
+
+    assert await hashes(target, exported.tenant_id) == source
+    verified = await asyncio.to_thread(cli, ["audit", "verify"], target_url)
+    assert verified.exit_code == 0, verified.output
+
+
+async def test_an_export_altered_after_it_was_made_is_refused_naming_the_line(
+    exported: Export, target: AsyncEngine, target_url: str
+) -> None:
+    lines = [json.loads(line) for line in exported.lines()]
+    altered = next(n for n, event in enumerate(lines) if event["type"] == "TASK_COMPLETED")
+    lines[altered]["data"]["completionNotes"] = "Never done"
+    event = lines[altered]
+
+    refused = await import_into(
+        target_url, "-", stdin=b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    )
+
+    assert refused.exit_code == 1
+    assert (
+        f"line {altered + 1}: version {event['version']} of task {event['taskId']} of tenant "
+        f"{exported.tenant_id} does not match its hash" in refused.stderr
+    )
+    assert await logged(target, exported.tenant_id) == []
+
+
+async def test_an_export_with_a_hash_made_up_for_an_altered_line_is_refused_at_the_next(
+    exported: Export, target: AsyncEngine, target_url: str
+) -> None:
+    lines = [json.loads(line) for line in exported.lines()]
+    first_task = lines[0]["taskId"]
+    lines[0]["data"]["task"]["title"] = "Another title"
+    # Whoever altered it gave it the hash its new content chains to.
+    async with target.connect() as conn:
+        lines[0]["hash"] = await conn.scalar(
+            sa.text(
+                "SELECT encode(event_hash(:no_hash, :tenant, :task, 1, :type, "
+                "CAST(:payload_version AS smallint), CAST(CAST(:data AS text) AS jsonb), "
+                "CAST(CAST(:metadata AS text) AS jsonb), "
+                "CAST(CAST(:recorded_at AS text) AS timestamptz)), 'hex')"
+            ),
+            {
+                "no_hash": bytes(32),
+                "tenant": exported.tenant_id,
+                "task": first_task,
+                "type": lines[0]["type"],
+                "payload_version": lines[0]["payloadVersion"],
+                "data": json.dumps({"type": lines[0]["type"], **lines[0]["data"]}),
+                "metadata": json.dumps(lines[0]["metadata"]),
+                "recorded_at": lines[0]["recordedAt"],
+            },
+        )
+    second = next(n for n, line in enumerate(lines) if n and line["taskId"] == first_task)
+
+    refused = await import_into(
+        target_url, "-", stdin=b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    )
+
+    assert refused.exit_code == 1
+    assert f"line {second + 1}: version 2 of task {first_task}" in refused.stderr
