@@ -1,7 +1,7 @@
 """Appending events copied from another log (an `audit export`, the cell a tenant moves from),
 checked against the hash chain they carry.
 
-The database chains each event it appends (migration 0019): from its content and the hash
+The database chains each event it appends (migration 0020): from its content and the hash
 of its task's version before it, here. A copy whose chained hash here differs from the one
 it carries was altered, or one of its task's versions before it was."""
 

@@ -25,7 +25,7 @@ from projections.tables import XID8, events
 # The payload version each event type is written in today.
 PAYLOAD_VERSIONS = {"TASK_CREATED": 2}
 FIRST_VERSION = 1
-# What version 1 of a task chains its hash from (migration 0019).
+# What version 1 of a task chains its hash from (migration 0020).
 NO_HASH = bytes(32)
 
 
@@ -72,7 +72,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     data_json: str
     metadata_json: str
     recorded_at: datetime
-    # sha256 of the previous version's hash and this event's content (migration 0019).
+    # sha256 of the previous version's hash and this event's content (migration 0020).
     hash: bytes
 
     @property

@@ -1,7 +1,7 @@
 """Each tenant's log folded into one running digest, as the runner reads it in commit order:
 digest_n = sha256(digest_{n-1} || hash of event n), from 32 zero bytes.
 
-Each event's hash already covers its content and its task's chain (migration 0019); the
+Each event's hash already covers its content and its task's chain (migration 0020); the
 digest covers the order of the tenant's events and that none is missing, a whole task's
 included. The runner writes it with its checkpoint, so the digests always cover exactly
 the log behind the checkpoint: an event edited, removed, inserted or reordered there later

@@ -36,7 +36,7 @@ events = sa.Table(
         server_default=sa.text("pg_current_xact_id()"),
     ),
     # sha256 of the previous version's hash and this event's content, set by the database
-    # on insert (migration 0019): each task's events form a hash chain.
+    # on insert (migration 0020): each task's events form a hash chain.
     sa.Column("hash", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "global_position"),
     sa.UniqueConstraint("tenant_id", "stream_id", "stream_version", name="events_stream_version"),
@@ -100,7 +100,7 @@ projection_checkpoints = sa.Table(
 )
 
 # Each tenant's log folded in commit order, digest_n = sha256(digest_{n-1} || hash of event
-# n), by the runner of projections/log_digest.py, with its checkpoint (migration 0019).
+# n), by the runner of projections/log_digest.py, with its checkpoint (migration 0020).
 log_digests = sa.Table(
     "log_digests",
     metadata,
