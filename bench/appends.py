@@ -6,6 +6,7 @@ a real TASK_CREATED event."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import sys
 import time
@@ -76,12 +77,15 @@ async def raw_inserts(
     connections = [await connect(database_url) for _ in range(concurrency)]
     insert = (
         f"INSERT INTO {RAW_TABLE} (tenant_id, stream_id, stream_version, event_type, "
-        "payload_version, data, metadata, recorded_at) VALUES ($1, $2, 1, $3, 2, $4, $5, $6)"
+        "payload_version, data, metadata, recorded_at, hash) "
+        "VALUES ($1, $2, 1, $3, 2, $4, $5, $6, $7)"
     )
+    # A row as wide as a chained event's: its hash is given, not computed.
+    chained = secrets.token_bytes(32)
 
     async def one(index: int) -> None:
         await connections[index].execute(
-            insert, "raw", new_id(), "TASK_CREATED", payload, metadata, datetime.now(UTC)
+            insert, "raw", new_id(), "TASK_CREATED", payload, metadata, datetime.now(UTC), chained
         )
 
     try:
