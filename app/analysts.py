@@ -33,6 +33,7 @@ ANALYST_TABLES = (
     "tasks_by_created_day",
     "completions_by_day",
     "open_tasks_by_due_day",
+    "open_tasks_by_created_day",
     "owner_names",
     "completions_history",
     "snoozes_history",

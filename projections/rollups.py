@@ -40,6 +40,7 @@ from projections.tables import (
     completions_by_day,
     completions_history,
     key_columns,
+    open_tasks_by_created_day,
     open_tasks_by_due_day,
     owner_names,
     reassignments_history,
@@ -149,6 +150,7 @@ def contributions(
         # The day in UTC, as the counts that read these rows draw their lines.
         due_on = facts.due_date.astimezone(UTC).date()
         yield "open_tasks_by_due_day", (tenant_id, due_on, facts.owner_id), 0
+        yield "open_tasks_by_created_day", (tenant_id, created_on, due_on), 0
 
 
 def add_change(
@@ -240,6 +242,7 @@ class RollupProjector:
         tasks_by_created_day,
         completions_by_day,
         open_tasks_by_due_day,
+        open_tasks_by_created_day,
         owner_names,
         completions_history,
         snoozes_history,
@@ -449,7 +452,13 @@ FACTS_CHANGED = ", ".join(
 
 ROLLUP_TABLES = {
     table.name: table
-    for table in (task_totals, tasks_by_created_day, completions_by_day, open_tasks_by_due_day)
+    for table in (
+        task_totals,
+        tasks_by_created_day,
+        completions_by_day,
+        open_tasks_by_due_day,
+        open_tasks_by_created_day,
+    )
 }
 # Each history table and the column its events are counted in.
 HISTORY_TABLES = {

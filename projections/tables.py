@@ -192,6 +192,18 @@ open_tasks_by_due_day = sa.Table(
     bucket_key("open_tasks_by_due_day_key", "tenant_id", "due_on", "owner_id"),
 )
 
+# Open tasks by the day they were created and the day they fall due, whoever owns them: the
+# overdue tasks of a period of creation without a scan of its tasks on the view.
+open_tasks_by_created_day = sa.Table(
+    "open_tasks_by_created_day",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("created_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "created_on", "due_on"),
+)
+
 # The history tables count events, not live tasks: a count only grows, whatever becomes of
 # the task later (reopened, reassigned again, deleted).
 completions_history = sa.Table(

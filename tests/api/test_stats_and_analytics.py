@@ -162,6 +162,61 @@ async def test_overdue_and_due_today_follow_due_dates_as_they_move(
     assert await figures() == expected
 
 
+async def test_the_overdue_tasks_of_a_period_are_those_created_in_it(
+    tasks: TaskApi, engine: AsyncEngine
+) -> None:
+    """Over whole days, part days and both, with one owner or all, before and after the
+    rollups apply the changes: each period that holds the tasks' creation counts the same
+    overdue tasks as no period, each that does not counts none."""
+    before = now() - timedelta(seconds=1)
+    yesterday, tomorrow = today_at(12, 0, days=-1), today_at(12, 0, days=1)
+    snoozed = await tasks.create(title="snoozed away", dueDate=today_at(9, 0, days=-3))
+    await tasks.act(snoozed["_id"], "snooze", {"newDueDate": tomorrow})
+    brought_forward = await tasks.create(title="brought forward", dueDate=tomorrow)
+    await tasks.update("PATCH", brought_forward["_id"], {"dueDate": today_at(9, 0, days=-2)})
+    reopened = await tasks.create(title="reopened", dueDate=yesterday, ownerId="agent_1")
+    await tasks.act(reopened["_id"], "complete")
+    await tasks.update("PATCH", reopened["_id"], {"status": "in_progress"})
+    handed_over = await tasks.create(title="handed over", dueDate=yesterday, ownerId="agent_1")
+    await tasks.act(handed_over["_id"], "reassign", {"newOwnerId": "agent_2"})
+    deleted = await tasks.create(title="deleted", dueDate=yesterday)
+    await tasks.call("DELETE", f"/v1/tasks/{deleted['_id']}")
+    deferred = await tasks.create(title="deferred", dueDate=yesterday)
+    await tasks.update("PATCH", deferred["_id"], {"status": "deferred"})
+    await tasks.create(title="earlier today", dueDate=today_at(0, 0))
+    after = now() + timedelta(seconds=1)
+    day = {days: str(now().date() + timedelta(days=days)) for days in (-1, 0, 1)}
+    periods = [
+        ({"startDate": day[0]}, 4),
+        ({"startDate": day[0], "endDate": day[0]}, 4),
+        ({"startDate": day[-1], "endDate": day[1]}, 4),
+        ({"startDate": timestamp(before)}, 4),
+        ({"endDate": timestamp(after)}, 4),
+        ({"startDate": timestamp(before), "endDate": timestamp(after)}, 4),
+        ({"startDate": day[-1], "endDate": timestamp(after)}, 4),
+        ({"startDate": day[0], "ownerId": "agent_2"}, 1),
+        ({"startDate": day[0], "ownerId": "agent_1"}, 1),
+        ({"startDate": day[1]}, 0),
+        ({"endDate": day[-1]}, 0),
+        ({"startDate": timestamp(after)}, 0),
+        ({"endDate": timestamp(before)}, 0),
+    ]
+
+    async def overdue() -> list[int]:
+        return [(await analytics(tasks, **period))["overdueTasks"] for period, _ in periods]
+
+    expected = [count for _, count in periods]
+    assert (await analytics(tasks))["overdueTasks"] == 4
+    assert await overdue() == expected
+
+    async def rollups_applied() -> bool:
+        await catch_up(engine, ROLLUPS)
+        return await caught_up(engine)
+
+    await wait_until(rollups_applied)
+    assert await overdue() == expected
+
+
 async def test_figures_the_rollups_are_too_far_behind_for_are_refused_503(
     tasks: TaskApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
