@@ -267,7 +267,11 @@ async def test_two_server_processes_racing_one_tenant_at_its_limit_accept_exactl
     accepted = [answer for answer in answers if answer.status_code == 200]
     assert len(answers) > 2 * limit
     assert len(accepted) == limit
-    assert sorted(fields(answer)["remaining"] for answer in accepted) == list(range(limit))
+    # No answer told of more room than there was. A process tells what is left as if every
+    # slice leased before its own were used whole; one that a process hands back unused, as
+    # its second ends, makes room the answers before could not know of: they told less.
+    remaining = sorted(fields(answer)["remaining"] for answer in accepted)
+    assert all(0 <= told <= truth for told, truth in zip(remaining, range(limit), strict=True))
     for answer in answers:
         if answer.status_code != 200:
             assert_throttled(answer)
