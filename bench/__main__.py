@@ -121,6 +121,8 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
             explain.write_text(asyncio.run(explain_reads(url, lists.tenant_id, stats.tenant_id)))
         say("our append against the eventsourcing recorder")
         ours, peer = appends.append_rates(url, plan.connections, plan.ceiling_seconds)
+        say("our append with the hash chain against it without")
+        chain = appends.chain_cost(url, plan.connections, plan.ceiling_seconds)
 
         postgres = asyncio.run(postgres_of(url))
         files = request_files(scratch, loaded[lists.tenant_id], loaded[commands.tenant_id], 2)
@@ -237,13 +239,14 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
         for name, loads in cells.hot_path.items()
         for over, result in loads.items()
     ]
-    results.sections.append(("The rest", _rows(ours, peer, lags, rebuilds, peak_rss)))
+    results.sections.append(("The rest", _rows(ours, peer, chain, lags, rebuilds, peak_rss)))
     return results
 
 
 def _rows(
     ours: float,
     peer: float,
+    chain: appends.ChainCost,
     lags: list[LagResult],
     rebuilds: dict[str, float],
     peak_rss: int,
@@ -279,6 +282,20 @@ def _rows(
             peer > 0 and ours / peer >= 2,
         )
     )
+    for stream, chained, unchained in (
+        ("a new", chain.new_chained, chain.new_unchained),
+        ("an existing", chain.existing_chained, chain.existing_unchained),
+    ):
+        rows.append(
+            Row(
+                f"append to {stream} stream, hash-chained",
+                number(chained, "/s"),
+                f"unchained {number(unchained, '/s')}",
+                chained / unchained if unchained else None,
+                "≥ 0.90x",
+                unchained > 0 and chained / unchained >= 0.9,
+            )
+        )
     rows.append(
         Row(
             "peak RSS of a server worker",

@@ -6,12 +6,15 @@ a real TASK_CREATED event."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -99,11 +102,16 @@ async def raw_inserts(
     return LoadResult(done, took, None, None, 0, 0, usage)
 
 
-async def event_store_rate(database_url: str, concurrency: int, seconds: float) -> float:
-    """Our event store's append of one event to a new stream, each its own statement and
-    commit, as a command appends; the task view is left out, as the peer has none."""
+async def event_store_rate(
+    database_url: str, concurrency: int, seconds: float, *, existing: bool = False
+) -> float:
+    """Our event store's append of one event, each its own statement and commit, as a command
+    appends: to a new stream each time, or (`existing`) to each worker's own stream, one
+    version after the other; the task view is left out, as the peer has none."""
     pool = await open_pool(database_url, size=concurrency, statement_timeout_ms=5_000)
     event = sample_event()
+    streams = [new_id() for _ in range(concurrency)]
+    versions = [0] * concurrency
 
     async def connect() -> None:
         async with pool.acquire() as conn:
@@ -114,8 +122,10 @@ async def event_store_rate(database_url: str, concurrency: int, seconds: float) 
     await asyncio.gather(*(connect() for _ in range(concurrency)))
 
     async def one(index: int) -> None:
-        await event_log.append(
-            pool, "append", new_id(), 0, [event], METADATA, datetime.now(UTC), None
+        stream = streams[index] if existing else new_id()
+        version = versions[index] if existing else 0
+        versions[index] = await event_log.append(
+            pool, "append", stream, version, [event], METADATA, datetime.now(UTC), None
         )
 
     try:
@@ -148,3 +158,75 @@ def append_rates(database_url: str, concurrency: int, seconds: float) -> tuple[f
         ours.append(asyncio.run(event_store_rate(database_url, concurrency, seconds / rounds)))
         peer.append(peer_rate(database_url, concurrency, seconds / rounds))
     return sum(ours) / rounds, sum(peer) / rounds
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCost:
+    """Appends per second to a new stream and to an existing one, through append_to_stream as
+    it is (each event chained to its stream's head) and as it was before the log was chained."""
+
+    new_chained: float
+    new_unchained: float
+    existing_chained: float
+    existing_unchained: float
+
+
+def _migration(name: str) -> Any:
+    return importlib.import_module(f"migrations.versions.{name}")
+
+
+# Before the chain (migration 0012's insert), with a constant hash so that its rows are as
+# wide as a chained event's: the difference is what reading the head and hashing cost.
+_UNCHAINED_EVENTS = f"""
+                INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
+                                    payload_version, data, metadata, recorded_at, hash)
+                SELECT tenant, stream, expected_version + e.n::integer, e.type,
+                       e.payload_version, e.data::jsonb, event_metadata::jsonb, recorded_at,
+                       {_migration("0020_tamper_evident_log").NO_HASH}
+                  FROM unnest(event_types, payload_versions, payloads)
+                       WITH ORDINALITY AS e(type, payload_version, data, n);"""
+
+
+def _append_to_stream(append_events: str) -> str:
+    rounds = _migration("0012_requests_in_one_round_trip")
+    return rounds.append_to_stream_sql(
+        "CREATE OR REPLACE",
+        _migration("0017_tenant_moves").FENCE_CHECK,
+        [*rounds.VIEW_COLUMNS, "body"],
+        append_events,
+    )
+
+
+async def _replace_append(database_url: str, append_events: str) -> None:
+    admin = await connect(database_url)
+    try:
+        await admin.execute(_append_to_stream(append_events))
+    finally:
+        await admin.close()
+
+
+def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost:
+    """The append rates with and without the chain, in alternating rounds so that whatever
+    else loads the machine weighs on both alike; append_to_stream is left as it was found."""
+    chained = _migration("0020_tamper_evident_log").APPEND_CHAINED_EVENTS
+    rounds = 3 if seconds >= 3 else 1
+    rates: dict[tuple[bool, bool], list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for existing in (False, True):
+                for events in (chained, _UNCHAINED_EVENTS):
+                    asyncio.run(_replace_append(database_url, events))
+                    asyncio.run(wait_for_connections(database_url, concurrency))
+                    rate = asyncio.run(
+                        event_store_rate(
+                            database_url, concurrency, seconds / rounds, existing=existing
+                        )
+                    )
+                    rates.setdefault((existing, events is chained), []).append(rate)
+    finally:
+        asyncio.run(_replace_append(database_url, chained))
+
+    def mean(existing: bool, is_chained: bool) -> float:
+        return sum(rates[existing, is_chained]) / rounds
+
+    return ChainCost(mean(False, True), mean(False, False), mean(True, True), mean(True, False))
