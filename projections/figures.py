@@ -76,6 +76,25 @@ def _start_of_day(moment: datetime) -> datetime:
     return datetime.combine(moment.date(), time(), UTC)
 
 
+def _split_into_days(
+    created_from: datetime | None, created_before: datetime | None
+) -> tuple[tuple[datetime | None, datetime | None] | None, list[tuple[datetime, datetime]]]:
+    """A period of creation as a daily rollup can count it: its whole days, from the first
+    and before the end (None where the period has no bound), and the parts of days before and
+    after them, each [start, end). A period within one day has no whole day: all of it is a
+    part."""
+    first_whole = _whole_day_at_or_after(created_from)
+    end_whole = None if created_before is None else _start_of_day(created_before)
+    if created_from is not None and created_before is not None and first_whole > end_whole:
+        return None, [(created_from, created_before)]
+    part_days = []
+    if created_from is not None and first_whole != created_from:
+        part_days.append((created_from, first_whole))
+    if created_before is not None and end_whole != created_before:
+        part_days.append((end_whole, created_before))
+    return (first_whole, end_whole), part_days
+
+
 def _whole_day_at_or_after(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -172,18 +191,12 @@ async def task_analytics(
     buckets = Buckets()
     # Whole days come from the daily rollup; a period starting or ending within a day
     # counts that day's part on the task view.
-    first_whole = _whole_day_at_or_after(created_from)
-    end_whole = None if created_before is None else _start_of_day(created_before)
-    if created_from is not None and created_before is not None and created_from >= created_before:
-        pass
-    elif first_whole is not None and end_whole is not None and first_whole > end_whole:
-        await _add_from_view(conn, buckets, tenant_id, owner_id, created_from, created_before)
-    else:
-        if created_from is not None and first_whole != created_from:
-            await _add_from_view(conn, buckets, tenant_id, owner_id, created_from, first_whole)
-        if created_before is not None and end_whole != created_before:
-            await _add_from_view(conn, buckets, tenant_id, owner_id, end_whole, created_before)
-        await _add_whole_days(conn, buckets, fold, tenant_id, owner_id, first_whole, end_whole)
+    if created_from is None or created_before is None or created_from < created_before:
+        whole_days, part_days = _split_into_days(created_from, created_before)
+        for start, end in part_days:
+            await _add_from_view(conn, buckets, tenant_id, owner_id, start, end)
+        if whole_days is not None:
+            await _add_whole_days(conn, buckets, fold, tenant_id, owner_id, *whole_days)
 
     totals: Counter[str] = Counter()
     completed: Counter[str] = Counter()
@@ -435,15 +448,14 @@ async def _overdue(
     if created_from is None and created_before is None:
         overdue, _ = await _open_and_due(conn, fold, tenant_id, now, owner_id)
         return overdue
-    first_whole = _whole_day_at_or_after(created_from)
-    end_whole = None if created_before is None else _start_of_day(created_before)
-    within_a_day = first_whole is not None and end_whole is not None and first_whole > end_whole
+    whole_days, part_days = _split_into_days(created_from, created_before)
     # The rollup by creation day knows no owners: an owner's period is counted on the view,
     # through the index of the owner's open tasks by due date.
-    if owner_id is not None or within_a_day:
+    if owner_id is not None or whole_days is None:
         return await _overdue_on_view(conn, tenant_id, now, owner_id, created_from, created_before)
     # The whole days from the rollup, up to the tasks due before today; what the day alone
     # cannot tell (due today but already past, created in a part of a day) on the view.
+    first_whole, end_whole = whole_days
     today = _start_of_day(now)
     overdue = await _overdue_by_created_day(conn, fold, tenant_id, today, first_whole, end_whole)
     [(due_earlier_today,)] = await _due_earlier_today(
@@ -457,10 +469,8 @@ async def _overdue(
         created_before=end_whole,
     )
     overdue += int(due_earlier_today)
-    if created_from is not None and first_whole != created_from:
-        overdue += await _overdue_on_view(conn, tenant_id, now, None, created_from, first_whole)
-    if created_before is not None and end_whole != created_before:
-        overdue += await _overdue_on_view(conn, tenant_id, now, None, end_whole, created_before)
+    for start, end in part_days:
+        overdue += await _overdue_on_view(conn, tenant_id, now, None, start, end)
     return overdue
 
 
