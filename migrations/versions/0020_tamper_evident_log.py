@@ -167,7 +167,7 @@ def upgrade() -> None:
             FOR EACH ROW WHEN (NEW.hash IS NULL) EXECUTE FUNCTION events_chain()
     """)
     op.execute(f"GRANT INSERT (hash) ON events TO {TENANT_ROLE}")
-    _append_to_stream(APPEND_CHAINED_EVENTS)
+    replace_append_to_stream(APPEND_CHAINED_EVENTS)
     op.execute("""
         CREATE TABLE log_digests (
             tenant_id text PRIMARY KEY,
@@ -187,7 +187,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _append_to_stream(_migration("0012_requests_in_one_round_trip").APPEND_EVENTS)
+    replace_append_to_stream(_migration("0012_requests_in_one_round_trip").APPEND_EVENTS)
     op.execute(f"REVOKE INSERT (hash) ON events FROM {TENANT_ROLE}")
     op.execute(f"REVOKE ALL ON log_digests FROM {TENANT_ROLE}")
     op.execute("DROP TABLE log_digests")
@@ -205,7 +205,7 @@ def _migration(name: str) -> Any:
     return importlib.import_module(f"migrations.versions.{name}")
 
 
-def _append_to_stream(append_events: str) -> None:
+def replace_append_to_stream(append_events: str) -> None:
     """append_to_stream as migration 0018 left it, its events written by `append_events`."""
     rounds = _migration("0012_requests_in_one_round_trip")
     op.execute(
