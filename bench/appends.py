@@ -201,6 +201,11 @@ async def _replace_append(database_url: str, append_events: str) -> None:
     admin = await connect(database_url)
     try:
         await admin.execute(_append_to_stream(append_events))
+        await admin.execute(
+            _migration("0023_key_lookups_planned_for_any_tenant").plan_for_any_tenant(
+                "append_to_stream"
+            )
+        )
     finally:
         await admin.close()
 
