@@ -31,6 +31,7 @@ ANALYST_TABLES = (
     "task_view",
     "task_totals",
     "tasks_by_created_day",
+    "tasks_by_created_week",
     "completions_by_day",
     "open_tasks_by_due_day",
     "open_tasks_by_created_day",

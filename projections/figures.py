@@ -24,7 +24,7 @@ from domain.task import CLOSED_STATUSES, Priority, Status
 from projections.driver import AnyConnection, Compiled, driver_connection, value
 from projections.log import read_after
 from projections.registry import ROLLUPS
-from projections.rollups import ROLLUP_TABLES, Fold, load_facts
+from projections.rollups import ROLLUP_TABLES, Fold, load_facts, week_of
 from projections.runner import read_checkpoint_unlocked
 from projections.tables import (
     completions_by_day,
@@ -35,6 +35,7 @@ from projections.tables import (
     task_totals,
     task_view,
     tasks_by_created_day,
+    tasks_by_created_week,
 )
 
 # Past this many unapplied events of a tenant, its figures wait for the runner.
@@ -189,7 +190,7 @@ async def task_analytics(
         await _plan_for_values(conn)
     fold = await pending(conn, tenant_id)
     buckets = Buckets()
-    # Whole days come from the daily rollup; a period starting or ending within a day
+    # Whole days come from the weekly and daily rollups; a period starting or ending within a day
     # counts that day's part on the task view.
     if created_from is None or created_before is None or created_from < created_before:
         whole_days, part_days = _split_into_days(created_from, created_before)
@@ -271,45 +272,82 @@ async def _add_whole_days(
 ) -> None:
     # With no period, the totals hold the same buckets as the days, summed: a thousand rows
     # at most instead of one per day of the tenant's life.
-    whole_life = first_day is None and end_day is None
-    table = task_totals if whole_life else tasks_by_created_day
+    if first_day is None and end_day is None:
+        await _add_rollup(conn, buckets, fold, task_totals, "", tenant_id, owner_id, None, None)
+        return
+    spans = _weeks_and_days(first_day and first_day.date(), end_day and end_day.date())
+    for table, day, since, before in spans:
+        await _add_rollup(conn, buckets, fold, table, day, tenant_id, owner_id, since, before)
+
+
+def _weeks_and_days(
+    first_day: date | None, end_day: date | None
+) -> list[tuple[sa.Table, str, date | None, date | None]]:
+    """The whole days from `first_day` and before `end_day` (None where the period has no
+    bound) as the rollups count them, each span as (table, its day column, from, before): the
+    whole weeks among them from the weekly rollup, the days before and after those from the
+    daily one."""
+    first_week = None if first_day is None else week_of(first_day + timedelta(days=6))
+    end_week = None if end_day is None else week_of(end_day)
+    if first_week is not None and end_week is not None and first_week >= end_week:
+        return [(tasks_by_created_day, "created_on", first_day, end_day)]
+    spans = [(tasks_by_created_week, "created_week", first_week, end_week)]
+    if first_day != first_week:
+        spans.append((tasks_by_created_day, "created_on", first_day, first_week))
+    if end_day != end_week:
+        spans.append((tasks_by_created_day, "created_on", end_week, end_day))
+    return spans
+
+
+async def _add_rollup(
+    conn: AsyncConnection,
+    buckets: Buckets,
+    fold: Fold,
+    table: sa.Table,
+    day: str,
+    tenant_id: str,
+    owner_id: str | None,
+    since: date | None,
+    before: date | None,
+) -> None:
+    """The buckets a rollup counts for the tenant (or one owner) on the days its column
+    `day` holds from `since` and before `before`, with what the runner has not applied yet."""
     statement = _bucket_sums(
-        table.name, owner_id is not None, first_day is not None, end_day is not None
+        table.name, day, owner_id is not None, since is not None, before is not None
     )
     for owner, status, priority, tasks, ms in await statement.fetch(
-        conn,
-        tenant_id=tenant_id,
-        owner_id=owner_id,
-        first_day=first_day and first_day.date(),
-        end_day=end_day and end_day.date(),
+        conn, tenant_id=tenant_id, owner_id=owner_id, since=since, before=before
     ):
         buckets.add(owner, status, priority, int(tasks), int(ms))
     for row in _pending_rows(fold, table):
         if owner_id is not None and row["owner_id"] != owner_id:
             continue
-        day = row.get("created_on")
-        if (first_day is not None and day < first_day.date()) or (
-            end_day is not None and day >= end_day.date()
-        ):
+        if (since is not None and row[day] < since) or (before is not None and row[day] >= before):
             continue
         buckets.add(
             row["owner_id"], row["status"], row["priority"], row["tasks"], row["completion_ms"]
         )
 
 
+def _bigint_sum(column: sa.Column[int]) -> sa.ColumnElement[int]:
+    """The sum of a bigint column as a bigint: PostgreSQL sums bigints into numeric, which
+    the driver decodes into a Decimal, a thousand of them a request."""
+    return sa.cast(sa.func.sum(column), sa.BigInteger)
+
+
 @functools.cache
-def _bucket_sums(table_name: str, for_owner: bool, from_day: bool, to_day: bool) -> Compiled:
+def _bucket_sums(table_name: str, day: str, for_owner: bool, since: bool, before: bool) -> Compiled:
     table = ROLLUP_TABLES[table_name]
     c = table.c
     query = _kept_to(
         sa.select(
-            c.owner_id, c.status, c.priority, sa.func.sum(c.tasks), sa.func.sum(c.completion_ms)
+            c.owner_id, c.status, c.priority, _bigint_sum(c.tasks), _bigint_sum(c.completion_ms)
         ),
         table,
         for_owner,
-        "created_on",
-        since="first_day" if from_day else None,
-        before="end_day" if to_day else None,
+        day,
+        since="since" if since else None,
+        before="before" if before else None,
     )
     return Compiled.of(query.group_by(c.owner_id, c.status, c.priority))
 

@@ -2,9 +2,9 @@
 tasks or a million. Two kinds:
 
 - the present state, which the API's figures are read from: live tasks per tenant, owner,
-  status and priority, per creation day, completed per day and open per due day. Each task
-  contributes to a few rows; an event's effect is the task's contribution after the event
-  minus its contribution before, so a count moves as tasks change or go;
+  status and priority, per creation day and week, completed per day and open per due day.
+  Each task contributes to a few rows; an event's effect is the task's contribution after
+  the event minus its contribution before, so a count moves as tasks change or go;
 - the history: completions, snoozes and reassignments per day, owner and queue. Each such
   event adds one to a row, and nothing ever takes it back.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -48,6 +48,7 @@ from projections.tables import (
     snoozes_history,
     task_totals,
     tasks_by_created_day,
+    tasks_by_created_week,
 )
 
 # Rollup rows a rebuild sums in memory before adding them to the tables.
@@ -139,11 +140,9 @@ def contributions(
     ms = facts.completion_ms()
     yield "task_totals", (tenant_id, facts.owner_id, facts.status, facts.priority), ms
     created_on = facts.created_at.date()
-    yield (
-        "tasks_by_created_day",
-        (tenant_id, created_on, facts.owner_id, facts.status, facts.priority),
-        ms,
-    )
+    bucket = (facts.owner_id, facts.status, facts.priority)
+    yield "tasks_by_created_day", (tenant_id, created_on, *bucket), ms
+    yield "tasks_by_created_week", (tenant_id, week_of(created_on), *bucket), ms
     if facts.status == Status.COMPLETED and facts.completed_at is not None:
         yield "completions_by_day", (tenant_id, facts.completed_at.date(), facts.owner_id), 0
     if facts.is_open() and facts.due_date is not None:
@@ -151,6 +150,11 @@ def contributions(
         due_on = facts.due_date.astimezone(UTC).date()
         yield "open_tasks_by_due_day", (tenant_id, due_on, facts.owner_id), 0
         yield "open_tasks_by_created_day", (tenant_id, created_on, due_on), 0
+
+
+def week_of(day: date) -> date:
+    """The Monday that starts the day's week."""
+    return day - timedelta(days=day.weekday())
 
 
 def add_change(
@@ -240,6 +244,7 @@ class RollupProjector:
         rollup_tasks,
         task_totals,
         tasks_by_created_day,
+        tasks_by_created_week,
         completions_by_day,
         open_tasks_by_due_day,
         open_tasks_by_created_day,
@@ -455,6 +460,7 @@ ROLLUP_TABLES = {
     for table in (
         task_totals,
         tasks_by_created_day,
+        tasks_by_created_week,
         completions_by_day,
         open_tasks_by_due_day,
         open_tasks_by_created_day,

@@ -171,6 +171,23 @@ tasks_by_created_day = sa.Table(
     ),
 )
 
+# The same counts by the week of creation (weeks start on Monday, UTC): a period's whole weeks
+# are summed here, a row for each bucket of a week rather than one for each of its days.
+tasks_by_created_week = sa.Table(
+    "tasks_by_created_week",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("created_week", sa.Date, nullable=False),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    sa.Column("tasks", sa.BigInteger, nullable=False),
+    sa.Column("completion_ms", sa.BigInteger, nullable=False),
+    bucket_key(
+        "tasks_by_created_week_key", "tenant_id", "created_week", "owner_id", "status", "priority"
+    ),
+)
+
 completions_by_day = sa.Table(
     "completions_by_day",
     metadata,
