@@ -190,14 +190,9 @@ async def task_analytics(
         await _plan_for_values(conn)
     fold = await pending(conn, tenant_id)
     buckets = Buckets()
-    # Whole days come from the weekly and daily rollups; a period starting or ending within a day
-    # counts that day's part on the task view.
     if created_from is None or created_before is None or created_from < created_before:
-        whole_days, part_days = _split_into_days(created_from, created_before)
-        for start, end in part_days:
-            await _add_from_view(conn, buckets, tenant_id, owner_id, start, end)
-        if whole_days is not None:
-            await _add_whole_days(conn, buckets, fold, tenant_id, owner_id, *whole_days)
+        spans = _period_spans(created_from, created_before)
+        await _add_spans(conn, buckets, fold, spans, tenant_id, owner_id)
 
     totals: Counter[str] = Counter()
     completed: Counter[str] = Counter()
@@ -261,133 +256,138 @@ def average_hours(total_ms: int, tasks: int) -> float:
     return round(hours, max(2, 2 - math.floor(math.log10(abs(hours)))))
 
 
-async def _add_whole_days(
-    conn: AsyncConnection,
-    buckets: Buckets,
-    fold: Fold,
-    tenant_id: str,
-    owner_id: str | None,
-    first_day: datetime | None,
-    end_day: datetime | None,
-) -> None:
-    # With no period, the totals hold the same buckets as the days, summed: a thousand rows
-    # at most instead of one per day of the tenant's life.
-    if first_day is None and end_day is None:
-        await _add_rollup(conn, buckets, fold, task_totals, "", tenant_id, owner_id, None, None)
-        return
-    spans = _weeks_and_days(first_day and first_day.date(), end_day and end_day.date())
-    for table, day, since, before in spans:
-        await _add_rollup(conn, buckets, fold, table, day, tenant_id, owner_id, since, before)
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a period of creation and where its tasks are counted: on the task view,
+    or in a rollup; bounded on `column` from `since` and before `before` (None: unbounded)."""
+
+    table: sa.Table
+    column: str
+    since: date | datetime | None = None
+    before: date | datetime | None = None
 
 
-def _weeks_and_days(
-    first_day: date | None, end_day: date | None
-) -> list[tuple[sa.Table, str, date | None, date | None]]:
-    """The whole days from `first_day` and before `end_day` (None where the period has no
-    bound) as the rollups count them, each span as (table, its day column, from, before): the
-    whole weeks among them from the weekly rollup, the days before and after those from the
-    daily one."""
-    first_week = None if first_day is None else week_of(first_day + timedelta(days=6))
-    end_week = None if end_day is None else week_of(end_day)
-    if first_week is not None and end_week is not None and first_week >= end_week:
-        return [(tasks_by_created_day, "created_on", first_day, end_day)]
-    spans = [(tasks_by_created_week, "created_week", first_week, end_week)]
-    if first_day != first_week:
-        spans.append((tasks_by_created_day, "created_on", first_day, first_week))
-    if end_day != end_week:
-        spans.append((tasks_by_created_day, "created_on", end_week, end_day))
+def _period_spans(created_from: datetime | None, created_before: datetime | None) -> list[Span]:
+    """The spans that together count the tasks created in a period: with no bound, the
+    totals (a thousand rows at most, where the days hold one per day of the tenant's life);
+    else its whole weeks from the weekly rollup, its other whole days from the daily one, and
+    the parts of days at either end from the task view."""
+    if created_from is None and created_before is None:
+        return [Span(task_totals, "")]
+    whole_days, part_days = _split_into_days(created_from, created_before)
+    spans = [Span(task_view, "created_at", start, end) for start, end in part_days]
+    if whole_days is not None:
+        first_day, end_day = whole_days
+        spans += _weeks_and_days(first_day and first_day.date(), end_day and end_day.date())
     return spans
 
 
-async def _add_rollup(
+def _weeks_and_days(first_day: date | None, end_day: date | None) -> list[Span]:
+    """The whole days from `first_day` and before `end_day` (None where the period has no
+    bound) as the rollups count them: the whole weeks among them from the weekly rollup, the
+    days before and after those from the daily one."""
+    first_week = None if first_day is None else week_of(first_day + timedelta(days=6))
+    end_week = None if end_day is None else week_of(end_day)
+    if first_week is not None and end_week is not None and first_week >= end_week:
+        return [Span(tasks_by_created_day, "created_on", first_day, end_day)]
+    spans = [Span(tasks_by_created_week, "created_week", first_week, end_week)]
+    if first_day != first_week:
+        spans.append(Span(tasks_by_created_day, "created_on", first_day, first_week))
+    if end_day != end_week:
+        spans.append(Span(tasks_by_created_day, "created_on", end_week, end_day))
+    return spans
+
+
+async def _add_spans(
     conn: AsyncConnection,
     buckets: Buckets,
     fold: Fold,
-    table: sa.Table,
-    day: str,
+    spans: list[Span],
     tenant_id: str,
     owner_id: str | None,
-    since: date | None,
-    before: date | None,
 ) -> None:
-    """The buckets a rollup counts for the tenant (or one owner) on the days its column
-    `day` holds from `since` and before `before`, with what the runner has not applied yet."""
-    statement = _bucket_sums(
-        table.name, day, owner_id is not None, since is not None, before is not None
+    """The buckets the spans count for the tenant (or one owner), summed by the database in
+    one statement, with what the runner has not applied to the rollups yet."""
+    shape = tuple(
+        (span.table.name, span.column, span.since is not None, span.before is not None)
+        for span in spans
     )
+    bounds: dict[str, date | datetime | None] = {}
+    for number, span in enumerate(spans):
+        bounds[f"since_{number}"], bounds[f"before_{number}"] = span.since, span.before
+    statement = _span_sums(shape, owner_id is not None)
     for owner, status, priority, tasks, ms in await statement.fetch(
-        conn, tenant_id=tenant_id, owner_id=owner_id, since=since, before=before
+        conn, tenant_id=tenant_id, owner_id=owner_id, **bounds
     ):
-        buckets.add(owner, status, priority, int(tasks), int(ms))
-    for row in _pending_rows(fold, table):
-        if owner_id is not None and row["owner_id"] != owner_id:
+        buckets.add(owner, status, priority, tasks, ms)
+    for span in spans:
+        if span.table is task_view:
             continue
-        if (since is not None and row[day] < since) or (before is not None and row[day] >= before):
-            continue
-        buckets.add(
-            row["owner_id"], row["status"], row["priority"], row["tasks"], row["completion_ms"]
-        )
-
-
-def _bigint_sum(column: sa.Column[int]) -> sa.ColumnElement[int]:
-    """The sum of a bigint column as a bigint: PostgreSQL sums bigints into numeric, which
-    the driver decodes into a Decimal, a thousand of them a request."""
-    return sa.cast(sa.func.sum(column), sa.BigInteger)
+        for row in _pending_rows(fold, span.table):
+            if owner_id is not None and row["owner_id"] != owner_id:
+                continue
+            day = row.get(span.column)
+            if (span.since is not None and day < span.since) or (
+                span.before is not None and day >= span.before
+            ):
+                continue
+            buckets.add(
+                row["owner_id"], row["status"], row["priority"], row["tasks"], row["completion_ms"]
+            )
 
 
 @functools.cache
-def _bucket_sums(table_name: str, day: str, for_owner: bool, since: bool, before: bool) -> Compiled:
-    table = ROLLUP_TABLES[table_name]
-    c = table.c
-    query = _kept_to(
-        sa.select(
-            c.owner_id, c.status, c.priority, _bigint_sum(c.tasks), _bigint_sum(c.completion_ms)
-        ),
-        table,
-        for_owner,
-        day,
-        since="since" if since else None,
-        before="before" if before else None,
+def _span_sums(shape: tuple[tuple[str, str, bool, bool], ...], for_owner: bool) -> Compiled:
+    """Tasks and completion time by (owner, status, priority) over spans of this shape: each
+    span's rows, from its table, one after the other, summed together. One statement, so that
+    the worker decodes each bucket once rather than once per span."""
+    counted = []
+    for number, (table_name, column, since, before) in enumerate(shape):
+        rows = _view_rows() if table_name == task_view.name else _rollup_rows(table_name)
+        table = task_view if table_name == task_view.name else ROLLUP_TABLES[table_name]
+        counted.append(
+            _kept_to(
+                rows,
+                table,
+                for_owner,
+                column,
+                since=f"since_{number}" if since else None,
+                before=f"before_{number}" if before else None,
+            )
+        )
+    spans = sa.union_all(*counted).subquery() if len(counted) > 1 else counted[0].subquery()
+    c = spans.c
+    query = sa.select(
+        c.owner_id, c.status, c.priority, _bigint_sum(c.tasks), _bigint_sum(c.completion_ms)
     )
     return Compiled.of(query.group_by(c.owner_id, c.status, c.priority))
 
 
-async def _add_from_view(
-    conn: AsyncConnection,
-    buckets: Buckets,
-    tenant_id: str,
-    owner_id: str | None,
-    created_from: datetime,
-    created_before: datetime,
-) -> None:
-    for owner, status, priority, tasks, total_ms in await _view_buckets(owner_id is not None).fetch(
-        conn,
-        tenant_id=tenant_id,
-        owner_id=owner_id,
-        created_from=created_from,
-        created_before=created_before,
-    ):
-        buckets.add(owner, status, priority, tasks, int(total_ms))
+def _rollup_rows(table_name: str) -> sa.Select[Any]:
+    c = ROLLUP_TABLES[table_name].c
+    return sa.select(c.owner_id, c.status, c.priority, c.tasks, c.completion_ms)
 
 
-@functools.cache
-def _view_buckets(for_owner: bool) -> Compiled:
+def _view_rows() -> sa.Select[Any]:
+    """The task view's rows as a rollup's: each task one, with its completion time in
+    milliseconds if completed."""
     v = task_view.c
-    ms = sa.func.coalesce(
-        sa.func.sum(
-            sa.func.round(sa.func.extract("epoch", v.completed_at - v.created_at) * 1000)
-        ).filter(v.status == Status.COMPLETED),
-        0,
+    ms = sa.func.round(sa.func.extract("epoch", v.completed_at - v.created_at) * 1000)
+    return sa.select(
+        v.owner_id,
+        v.status,
+        v.priority,
+        sa.literal(1, sa.BigInteger).label("tasks"),
+        sa.cast(sa.case((v.status == Status.COMPLETED, ms), else_=0), sa.BigInteger).label(
+            "completion_ms"
+        ),
     )
-    query = _kept_to(
-        sa.select(v.owner_id, v.status, v.priority, sa.func.count(), ms),
-        task_view,
-        for_owner,
-        "created_at",
-        since="created_from",
-        before="created_before",
-    )
-    return Compiled.of(query.group_by(v.owner_id, v.status, v.priority))
+
+
+def _bigint_sum(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """The sum of a bigint column as a bigint: PostgreSQL sums bigints into numeric, which
+    the driver decodes into a Decimal, a thousand of them a request."""
+    return sa.cast(sa.func.sum(column), sa.BigInteger)
 
 
 async def _open_and_due(
