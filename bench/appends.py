@@ -213,7 +213,7 @@ async def _replace_append(database_url: str, append_events: str) -> None:
 def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost:
     """The append rates with and without the chain, in alternating rounds so that whatever
     else loads the machine weighs on both alike; append_to_stream is left as it was found."""
-    chained = _migration("0022_append_parses_each_payload_once").APPEND_CHAINED_EVENTS
+    chained = _migration("0026_append_writes_each_event_by_itself").APPEND_CHAINED_EVENTS
     rounds = 3 if seconds >= 3 else 1
     rates: dict[tuple[bool, bool], list[float]] = {}
     try:
