@@ -40,6 +40,10 @@ class Loader(Protocol):
     """Writes whole streams into empty tables, reading nothing back: a stream arrives once,
     with all its events, so each row is written once, in its final state."""
 
+    # The tables whose rows it adds to again and again, as sums: each addition leaves a dead
+    # version behind, and the rows end up scattered over the table (a rebuild repacks them).
+    summed: tuple[sa.Table, ...]
+
     async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
         """The events of whole streams, each stream's oldest first and no stream seen before;
         streams in any order (not the order of commit)."""

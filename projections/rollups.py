@@ -291,6 +291,9 @@ class RollupLoader:
     """Each task's facts copied in as its stream arrives; the counts summed in memory (and
     added to the tables whenever they grow large), the owners' names written at the end."""
 
+    # Every table but the facts, which are copied in once per task.
+    summed = tuple(table for table in RollupProjector.tables if table is not rollup_tasks)
+
     def __init__(self) -> None:
         self.counts: Deltas = {}
         self.history: Occurrences = {}

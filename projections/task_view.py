@@ -143,6 +143,8 @@ class TaskViewProjector:
 class TaskViewLoader:
     """Each task's row in its final state, copied in."""
 
+    summed = ()
+
     async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
         rows = [
             view_parameters(tenant, version, task)

@@ -35,7 +35,13 @@ from projections.projector import Rows, written_columns
 from projections.rebuild import rebuild
 from projections.registry import ROLLUPS, TASK_VIEW
 from projections.runner import LOCK_RETRY_SECONDS, apply_next_batch, catch_up, save_checkpoint
-from projections.tables import events, owner_names, task_totals
+from projections.tables import (
+    events,
+    key_columns,
+    owner_names,
+    task_totals,
+    tasks_by_created_day,
+)
 from projections.tables import task_view as task_view_table
 from projections.verify import verify
 from tests.database import migrated_database
@@ -558,6 +564,29 @@ async def test_a_rebuilt_table_is_swapped_in_vacuumed_so_counts_need_not_visit_i
         ).one()
     assert pages > 0
     assert all_visible == pages
+
+
+async def test_a_rebuild_packs_the_summed_rollups_in_the_order_of_their_key(
+    db: Database,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caller = await new_caller(engine, "packed")
+    await write_history(db, caller, tasks=60)
+    # Sums written every few tasks, as a large log's are: each adds to rows written before.
+    monkeypatch.setattr("projections.rollups.COUNTS_HELD", 5)
+
+    await rebuild(engine, ROLLUPS, no_progress)
+
+    key = ", ".join(key_columns(tasks_by_created_day))
+    async with engine.connect() as conn:
+        in_page_order, in_key_order = [
+            (
+                await conn.execute(sa.text(f"SELECT {key} FROM tasks_by_created_day ORDER BY {by}"))
+            ).all()
+            for by in ("ctid", key)
+        ]
+    assert in_page_order == in_key_order
 
 
 async def test_a_rebuild_names_each_owner_as_the_log_last_did_whichever_task_said_it(
