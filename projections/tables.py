@@ -156,37 +156,28 @@ task_totals = sa.Table(
     bucket_key("task_totals_key", "tenant_id", "owner_id", "status", "priority"),
 )
 
-tasks_by_created_day = sa.Table(
-    "tasks_by_created_day",
-    metadata,
-    sa.Column("tenant_id", sa.Text, nullable=False),
-    sa.Column("created_on", sa.Date, nullable=False),
-    sa.Column("owner_id", sa.Text),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("priority", sa.Text, nullable=False),
-    sa.Column("tasks", sa.BigInteger, nullable=False),
-    sa.Column("completion_ms", sa.BigInteger, nullable=False),
-    bucket_key(
-        "tasks_by_created_day_key", "tenant_id", "created_on", "owner_id", "status", "priority"
-    ),
-)
 
+def _tasks_by_creation(name: str, period: str) -> sa.Table:
+    """Live tasks by owner, status and priority, per UTC day or week (the `period` column)
+    of their creation."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("tenant_id", sa.Text, nullable=False),
+        sa.Column(period, sa.Date, nullable=False),
+        sa.Column("owner_id", sa.Text),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("priority", sa.Text, nullable=False),
+        sa.Column("tasks", sa.BigInteger, nullable=False),
+        sa.Column("completion_ms", sa.BigInteger, nullable=False),
+        bucket_key(f"{name}_key", "tenant_id", period, "owner_id", "status", "priority"),
+    )
+
+
+tasks_by_created_day = _tasks_by_creation("tasks_by_created_day", "created_on")
 # The same counts by the week of creation (weeks start on Monday, UTC): a period's whole weeks
 # are summed here, a row for each bucket of a week rather than one for each of its days.
-tasks_by_created_week = sa.Table(
-    "tasks_by_created_week",
-    metadata,
-    sa.Column("tenant_id", sa.Text, nullable=False),
-    sa.Column("created_week", sa.Date, nullable=False),
-    sa.Column("owner_id", sa.Text),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("priority", sa.Text, nullable=False),
-    sa.Column("tasks", sa.BigInteger, nullable=False),
-    sa.Column("completion_ms", sa.BigInteger, nullable=False),
-    bucket_key(
-        "tasks_by_created_week_key", "tenant_id", "created_week", "owner_id", "status", "priority"
-    ),
-)
+tasks_by_created_week = _tasks_by_creation("tasks_by_created_week", "created_week")
 
 completions_by_day = sa.Table(
     "completions_by_day",

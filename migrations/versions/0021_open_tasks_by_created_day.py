@@ -28,6 +28,33 @@ ANALYST_POLICY_PREFIX = "analyst_"
 CLOSED_STATUSES = "('completed', 'deferred')"
 
 
+def open_to_tenants_and_analysts(table: str) -> None:
+    """A new rollup readable by the tenant role, its rows kept to the tenant, and by every
+    analyst role that exists, as app/analysts.py grants the others."""
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"""
+        CREATE POLICY tenant_rows ON {table} TO {TENANT_ROLE}
+        USING (tenant_id = current_setting('tasks.tenant_id', true))
+        WITH CHECK (tenant_id = current_setting('tasks.tenant_id', true))
+    """)
+    op.execute(f"GRANT SELECT ON {table} TO {TENANT_ROLE}")
+    op.execute(f"""
+        DO $$
+        DECLARE
+            analyst record;
+        BEGIN
+            FOR analyst IN SELECT role_name, scope_tenant_id FROM analysts LOOP
+                EXECUTE format('GRANT SELECT ON {table} TO %I', analyst.role_name);
+                EXECUTE format(
+                    'CREATE POLICY %I ON {table} FOR SELECT TO %I USING (%s)',
+                    '{ANALYST_POLICY_PREFIX}' || analyst.role_name, analyst.role_name,
+                    CASE WHEN analyst.scope_tenant_id IS NULL THEN 'true'
+                         ELSE format('tenant_id = %L', analyst.scope_tenant_id) END);
+            END LOOP;
+        END $$
+    """)
+
+
 def upgrade() -> None:
     op.execute("""
         CREATE TABLE open_tasks_by_created_day (
@@ -38,29 +65,7 @@ def upgrade() -> None:
             PRIMARY KEY (tenant_id, created_on, due_on)
         )
     """)
-    op.execute("ALTER TABLE open_tasks_by_created_day ENABLE ROW LEVEL SECURITY")
-    op.execute(f"""
-        CREATE POLICY tenant_rows ON open_tasks_by_created_day TO {TENANT_ROLE}
-        USING (tenant_id = current_setting('tasks.tenant_id', true))
-        WITH CHECK (tenant_id = current_setting('tasks.tenant_id', true))
-    """)
-    op.execute(f"GRANT SELECT ON open_tasks_by_created_day TO {TENANT_ROLE}")
-    op.execute(f"""
-        DO $$
-        DECLARE
-            analyst record;
-        BEGIN
-            FOR analyst IN SELECT role_name, scope_tenant_id FROM analysts LOOP
-                EXECUTE format('GRANT SELECT ON open_tasks_by_created_day TO %I',
-                               analyst.role_name);
-                EXECUTE format(
-                    'CREATE POLICY %I ON open_tasks_by_created_day FOR SELECT TO %I USING (%s)',
-                    '{ANALYST_POLICY_PREFIX}' || analyst.role_name, analyst.role_name,
-                    CASE WHEN analyst.scope_tenant_id IS NULL THEN 'true'
-                         ELSE format('tenant_id = %L', analyst.scope_tenant_id) END);
-            END LOOP;
-        END $$
-    """)
+    open_to_tenants_and_analysts("open_tasks_by_created_day")
     op.execute("LOCK TABLE rollup_tasks IN SHARE MODE")
     op.execute(f"""
         INSERT INTO open_tasks_by_created_day (tenant_id, created_on, due_on, tasks)

@@ -15,15 +15,14 @@ Revises: 0023
 Create Date: 2026-12-05
 """
 
+import importlib
+
 from alembic import op
 
 revision = "0024"
 down_revision = "0023"
 branch_labels = None
 depends_on = None
-
-TENANT_ROLE = "tasks_tenant"
-ANALYST_POLICY_PREFIX = "analyst_"
 
 
 def upgrade() -> None:
@@ -44,29 +43,9 @@ def upgrade() -> None:
         "CREATE INDEX tasks_by_created_week_owner "
         "ON tasks_by_created_week (tenant_id, owner_id, created_week)"
     )
-    op.execute("ALTER TABLE tasks_by_created_week ENABLE ROW LEVEL SECURITY")
-    op.execute(f"""
-        CREATE POLICY tenant_rows ON tasks_by_created_week TO {TENANT_ROLE}
-        USING (tenant_id = current_setting('tasks.tenant_id', true))
-        WITH CHECK (tenant_id = current_setting('tasks.tenant_id', true))
-    """)
-    op.execute(f"GRANT SELECT ON tasks_by_created_week TO {TENANT_ROLE}")
-    op.execute(f"""
-        DO $$
-        DECLARE
-            analyst record;
-        BEGIN
-            FOR analyst IN SELECT role_name, scope_tenant_id FROM analysts LOOP
-                EXECUTE format('GRANT SELECT ON tasks_by_created_week TO %I',
-                               analyst.role_name);
-                EXECUTE format(
-                    'CREATE POLICY %I ON tasks_by_created_week FOR SELECT TO %I USING (%s)',
-                    '{ANALYST_POLICY_PREFIX}' || analyst.role_name, analyst.role_name,
-                    CASE WHEN analyst.scope_tenant_id IS NULL THEN 'true'
-                         ELSE format('tenant_id = %L', analyst.scope_tenant_id) END);
-            END LOOP;
-        END $$
-    """)
+    importlib.import_module(
+        "migrations.versions.0021_open_tasks_by_created_day"
+    ).open_to_tenants_and_analysts("tasks_by_created_week")
     op.execute("LOCK TABLE tasks_by_created_day IN SHARE MODE")
     op.execute("""
         INSERT INTO tasks_by_created_week
