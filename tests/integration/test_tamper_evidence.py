@@ -319,3 +319,70 @@ async def test_an_insert_that_gives_no_hash_is_chained_by_the_database(
     await digest_the_log(engine)
 
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
+
+
+# The content the README defines an event's hash over, computed as it reads.
+DEFINED_HASH = """
+    SELECT sha256(:previous || convert_to(jsonb_build_array(
+        CAST(:tenant AS text), CAST(:stream AS text), CAST(:version AS integer),
+        CAST(:event_type AS text), CAST(:payload_version AS smallint),
+        CAST(CAST(:data AS text) AS jsonb), CAST(CAST(:metadata AS text) AS jsonb),
+        to_char(CAST(CAST(:recorded_at AS text) AS timestamptz) AT TIME ZONE 'UTC',
+                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text, 'UTF8'))
+"""
+
+COMPUTED_HASH = """
+    SELECT event_hash(:previous, :tenant, :stream, :version, :event_type,
+                      CAST(:payload_version AS smallint), CAST(CAST(:data AS text) AS jsonb),
+                      CAST(CAST(:metadata AS text) AS jsonb),
+                      CAST(CAST(:recorded_at AS text) AS timestamptz))
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "tenant", "recorded_at"),
+    [
+        (
+            '{"task": {"id": "t1", "title": "Call back", "tags": ["a", "b"]}}',
+            "acme",
+            "2026-12-06T10:00:00Z",
+        ),
+        (
+            '{"b": 1, "aa": [], "c": {}, "ddd": null, "e": true, "f": false}',
+            "acme",
+            "2026-01-01T00:00:00.000001Z",
+        ),
+        (
+            '{"text": "quote \\" backslash \\\\ newline \\n tab \\t bell \\u0007 é 漢字 😀"}',
+            'a"b\\\\c',
+            "2026-06-30T23:59:59.5+02:00",
+        ),
+        (
+            '{"n": [0, -1, 1.50, 1e3, 12345678901234567890, 0.000001, -0.0]}',
+            "ténant",
+            "1999-12-31T12:00:00-11:30",
+        ),
+        ('[1, {"x": [{"y": {}}]}, "z"]', "acme", "2026-12-06T10:00:00Z"),
+        ('"a scalar"', "acme", "2026-12-06T10:00:00Z"),
+    ],
+)
+async def test_an_events_hash_is_sha256_of_the_content_the_readme_defines(
+    engine: AsyncEngine, data: str, tenant: str, recorded_at: str
+) -> None:
+    values = {
+        "previous": bytes(range(32)),
+        "tenant": tenant,
+        "stream": 'task "7"',
+        "version": 42,
+        "event_type": "TASK_UPDATED",
+        "payload_version": 2,
+        "data": data,
+        "metadata": '{"actor": "key \\u00e9", "requestId": "r-1", "correlationId": "r-1"}',
+        "recorded_at": recorded_at,
+    }
+    async with engine.connect() as conn:
+        defined = await conn.scalar(sa.text(DEFINED_HASH), values)
+        computed = await conn.scalar(sa.text(COMPUTED_HASH), values)
+
+    assert len(defined) == 32
+    assert computed == defined
