@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.task import CLOSED_STATUSES, Priority, Status
-from projections.driver import AnyConnection, Compiled, driver_connection, value
+from projections.driver import TEXTS, AnyConnection, Compiled, driver_connection, value
 from projections.log import read_after
 from projections.registry import ROLLUPS
 from projections.rollups import ROLLUP_TABLES, Fold, load_facts, week_of
@@ -124,7 +125,7 @@ async def task_stats(
         conn, fold, completions_by_day.c.completed_on, tenant_id, owner_id, since=monday.date()
     )
 
-    overdue, due_today = await _open_and_due(conn, fold, tenant_id, now, owner_id)
+    overdue, due_today = await open_and_due(conn, fold, tenant_id, now, owner_id)
     return {
         "total": sum(by_status.values()),
         "overdue": overdue,
@@ -162,6 +163,44 @@ def _totals_by_status(for_owner: bool) -> Compiled:
     t = task_totals.c
     query = _kept_to(sa.select(t.status, sa.func.sum(t.tasks)), task_totals, for_owner)
     return Compiled.of(query.group_by(t.status))
+
+
+async def tasks_in_totals(
+    conn: AsyncConnection,
+    fold: Fold,
+    tenant_id: str,
+    owner_id: str | None,
+    statuses: Collection[str],
+    priorities: Collection[str],
+) -> int:
+    """The tenant's (or one owner's) live tasks in any of `statuses` and of `priorities`
+    (none named: any), with what the runner has not applied yet."""
+    statement = _totals_sum(owner_id is not None, bool(statuses), bool(priorities))
+    [(stored,)] = await statement.fetch(
+        conn,
+        tenant_id=tenant_id,
+        owner_id=owner_id,
+        statuses=list(statuses),
+        priorities=list(priorities),
+    )
+    return int(stored) + sum(
+        row["tasks"]
+        for row in _pending_rows(fold, task_totals)
+        if owner_id in (None, row["owner_id"])
+        and (not statuses or row["status"] in statuses)
+        and (not priorities or row["priority"] in priorities)
+    )
+
+
+@functools.cache
+def _totals_sum(for_owner: bool, by_status: bool, by_priority: bool) -> Compiled:
+    t = task_totals.c
+    query = _kept_to(sa.select(sa.func.coalesce(sa.func.sum(t.tasks), 0)), task_totals, for_owner)
+    if by_status:
+        query = query.where(t.status == sa.func.any(value("statuses", TEXTS)))
+    if by_priority:
+        query = query.where(t.priority == sa.func.any(value("priorities", TEXTS)))
+    return Compiled.of(query)
 
 
 @dataclass
@@ -390,7 +429,7 @@ def _bigint_sum(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     return sa.cast(sa.func.sum(column), sa.BigInteger)
 
 
-async def _open_and_due(
+async def open_and_due(
     conn: AsyncConnection, fold: Fold, tenant_id: str, now: datetime, owner_id: str | None
 ) -> tuple[int, int]:
     """(overdue, due today): open tasks due before now, and open tasks due within today (UTC).
@@ -484,7 +523,7 @@ async def _overdue(
     created_before: datetime | None,
 ) -> int:
     if created_from is None and created_before is None:
-        overdue, _ = await _open_and_due(conn, fold, tenant_id, now, owner_id)
+        overdue, _ = await open_and_due(conn, fold, tenant_id, now, owner_id)
         return overdue
     whole_days, part_days = _split_into_days(created_from, created_before)
     # The rollup by creation day knows no owners: an owner's period is counted on the view,
