@@ -22,26 +22,20 @@ down_revision = "0026"
 branch_labels = None
 depends_on = None
 
-EVENT_HASH = """
-    CREATE OR REPLACE FUNCTION event_hash(
-        previous bytea,
-        tenant text,
-        stream text,
-        version integer,
-        event_type text,
-        payload_version smallint,
-        data jsonb,
-        metadata jsonb,
-        recorded_at timestamptz
-    ) RETURNS bytea
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN sha256(previous || convert_to(
+_CHAIN = importlib.import_module("migrations.versions.0020_tamper_evident_log")
+# Migration 0020's function, whose declaration is kept and whose body is replaced.
+_DECLARATION = _CHAIN.EVENT_HASH.split("RETURN ")[0]
+
+EVENT_HASH = (
+    _DECLARATION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    + """RETURN sha256(previous || convert_to(
         '[' || to_jsonb(tenant)::text || ', ' || to_jsonb(stream)::text || ', ' || version
         || ', ' || to_jsonb(event_type)::text || ', ' || payload_version || ', ' || data::text
         || ', ' || metadata::text || ', "'
         || to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"]',
         'UTF8'))
 """
+)
 
 
 def upgrade() -> None:
@@ -49,5 +43,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    chain = importlib.import_module("migrations.versions.0020_tamper_evident_log")
-    op.execute(chain.EVENT_HASH.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+    op.execute(_CHAIN.EVENT_HASH.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
