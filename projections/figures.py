@@ -559,7 +559,7 @@ async def _overdue_on_view(
     created_from: datetime | None,
     created_before: datetime | None,
 ) -> int:
-    statement = _period_overdue(
+    statement = period_overdue(
         owner_id is not None, created_from is not None, created_before is not None
     )
     [(overdue,)] = await statement.fetch(
@@ -574,7 +574,7 @@ async def _overdue_on_view(
 
 
 @functools.cache
-def _period_overdue(for_owner: bool, created_from: bool, created_before: bool) -> Compiled:
+def period_overdue(for_owner: bool, created_from: bool, created_before: bool) -> Compiled:
     v = task_view.c
     overdue = sa.select(sa.func.count()).where(
         v.status.not_in(CLOSED_STATUSES), v.due_date < value("now")
