@@ -21,18 +21,21 @@ branch_labels = None
 depends_on = None
 
 
-def _replace_created_index(include: str) -> None:
-    op.execute(
-        "CREATE INDEX task_view_created_next ON task_view (tenant_id, created_at, task_id) "
-        + include
-    )
-    op.execute("DROP INDEX task_view_created")
-    op.execute("ALTER INDEX task_view_created_next RENAME TO task_view_created")
+def replace_index(name: str, definition: str) -> None:
+    """The index `name` built anew as `definition` (what follows ON), then put in its place."""
+    op.execute(f"CREATE INDEX {name}_next ON {definition}")
+    op.execute(f"DROP INDEX {name}")
+    op.execute(f"ALTER INDEX {name}_next RENAME TO {name}")
+
+
+_CREATED = "task_view (tenant_id, created_at, task_id)"
 
 
 def upgrade() -> None:
-    _replace_created_index("INCLUDE (owner_id, status, priority, completed_at)")
+    replace_index(
+        "task_view_created", f"{_CREATED} INCLUDE (owner_id, status, priority, completed_at)"
+    )
 
 
 def downgrade() -> None:
-    _replace_created_index("")
+    replace_index("task_view_created", _CREATED)

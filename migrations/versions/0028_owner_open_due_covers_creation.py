@@ -12,26 +12,26 @@ Revises: 0027
 Create Date: 2026-12-06
 """
 
-from alembic import op
+import importlib
 
 revision = "0028"
 down_revision = "0027"
 branch_labels = None
 depends_on = None
 
-
-def _replace_owner_open_due(include: str) -> None:
-    op.execute(
-        "CREATE INDEX task_view_owner_open_due_next ON task_view (tenant_id, owner_id, due_date) "
-        f"{include} WHERE status <> ALL (ARRAY['completed', 'deferred'])"
-    )
-    op.execute("DROP INDEX task_view_owner_open_due")
-    op.execute("ALTER INDEX task_view_owner_open_due_next RENAME TO task_view_owner_open_due")
+_replace_index = importlib.import_module(
+    "migrations.versions.0025_task_view_created_covers_its_buckets"
+).replace_index
+# The index as migration 0002 made it, with what it carries besides its key in the braces.
+_OWNER_OPEN_DUE = (
+    "task_view (tenant_id, owner_id, due_date) {} "
+    "WHERE status <> ALL (ARRAY['completed', 'deferred'])"
+)
 
 
 def upgrade() -> None:
-    _replace_owner_open_due("INCLUDE (created_at)")
+    _replace_index("task_view_owner_open_due", _OWNER_OPEN_DUE.format("INCLUDE (created_at)"))
 
 
 def downgrade() -> None:
-    _replace_owner_open_due("")
+    _replace_index("task_view_owner_open_due", _OWNER_OPEN_DUE.format(""))
