@@ -6,6 +6,7 @@ SQLAlchemy's work per statement and per row was most of a list's time in the wor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -218,27 +219,24 @@ async def list_tasks(
 
 async def _total(conn: AsyncConnection, values: dict[str, Any]) -> int:
     """How many tasks match: from the rollups where they hold it and are not too far behind
-    the log, else counted on the view. A list's statements share one snapshot (REPEATABLE
-    READ), so the rollups and what they have not applied yet add up to the view."""
-    criteria = values.keys()
-    if criteria <= IN_TOTALS or criteria <= IN_OVERDUE:
-        tenant_id, owner_id = values["tenant_id"], values.get("owner_id")
-        try:
-            fold = await figures.pending(conn, tenant_id)
-        except figures.RollupsBehind:
-            pass
-        else:
-            if "overdue_at" in values:
-                now = values["overdue_at"]
-                overdue, _ = await figures.open_and_due(conn, fold, tenant_id, now, owner_id)
-                return overdue
-            return await figures.tasks_in_totals(
-                conn,
-                fold,
-                tenant_id,
-                owner_id,
-                values.get("statuses", ()),
-                values.get("priorities", ()),
-            )
-    [(total,)] = await _count(tuple(criteria)).fetch(conn, **values)
+    the log, else counted on the view."""
+    if values.keys() <= IN_TOTALS or values.keys() <= IN_OVERDUE:
+        with contextlib.suppress(figures.RollupsBehind):
+            return await _total_in_rollups(conn, values)
+    [(total,)] = await _count(tuple(values)).fetch(conn, **values)
     return int(total)
+
+
+async def _total_in_rollups(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    """A total the rollups hold, with what they have not applied yet: a list's statements
+    share one snapshot (REPEATABLE READ), so the two add up to the view."""
+    tenant_id, owner_id = values["tenant_id"], values.get("owner_id")
+    fold = await figures.pending(conn, tenant_id)
+    if "overdue_at" in values:
+        overdue, _ = await figures.open_and_due(
+            conn, fold, tenant_id, values["overdue_at"], owner_id
+        )
+        return overdue
+    return await figures.tasks_in_totals(
+        conn, fold, tenant_id, owner_id, values.get("statuses", ()), values.get("priorities", ())
+    )
