@@ -138,7 +138,7 @@ def serve(host: str, port: int, workers: int) -> None:
         if database.embedded:
             os.environ[ENV_NAMES["database_url"]] = database.url
             _create_demo_tenant(database.url)
-        with _stop_signals_end_normally():
+        with _background_beside_the_workers(settings), _stop_signals_end_normally():
             uvicorn.run(
                 APP_FACTORY,
                 factory=True,
@@ -541,31 +541,11 @@ def projections() -> None:
 def run_projections() -> None:
     """Run the projection runners (the tenants' log digests' too) and the auto-complete sweep
     until stopped, on every cell; with NATS_URL set, each cell's relay too."""
-    from app.background import FOLLOWERS, run_on_every_cell
-    from app.cells import open_cells
-    from app.logs import logging_config
-    from app.relay import stream_address
+    from app import background_process
 
     settings = _settings()
-    # The same JSON lines as `serve`: the runners' state and the audit lines of the events
-    # the sweep appends.
-    logging_config(settings.log_level).configure()
-
-    async def work() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with open_cells(
-            database.cells,
-            pool_size=1,
-            engine_pool_size=2 * len(FOLLOWERS) + 1,
-            statement_timeout_ms=settings.statement_timeout_ms,
-        ) as cells:
-            await run_on_every_cell(cells, stop, stream_address(settings))
-
     with _database(settings, migrate=False) as database, _database_errors():
-        asyncio.run(work())
+        background_process.run(settings, database.cells)
 
 
 @projections.command("status")
@@ -913,6 +893,22 @@ def _database(settings: Settings, *, migrate: bool) -> Iterator[Deployment]:
                 with _database_errors():
                     upgrade_to_head(cell.url)
         yield database
+
+
+@contextlib.contextmanager
+def _background_beside_the_workers(settings: Settings) -> Iterator[None]:
+    """The runners and the sweep in a process of their own, the workers told to run none."""
+    from app.background_process import beside_the_workers
+
+    if not settings.run_projections:
+        yield
+        return
+    os.environ[ENV_NAMES["run_projections"]] = "false"
+    try:
+        with beside_the_workers(settings.shutdown_timeout_seconds):
+            yield
+    finally:
+        del os.environ[ENV_NAMES["run_projections"]]
 
 
 @contextlib.contextmanager

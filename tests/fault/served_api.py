@@ -25,6 +25,15 @@ def free_port() -> int:
         return port
 
 
+def process_running(pid: int) -> bool:
+    """Whether the process runs: a zombie waiting for its parent to reap it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 class ServedApi:
     """The API served on `url` from `database_url` until it is killed or the block ends."""
 

@@ -36,7 +36,7 @@ from projections.tables import events
 from projections.verify import verify
 from tests.fault.conftest import unthrottled_tenant
 from tests.fault.event_log import events_by_request
-from tests.fault.served_api import ServedApi
+from tests.fault.served_api import ServedApi, process_running
 from tests.integration.projection_support import wait_until
 
 SHUTDOWN_TIMEOUT_SECONDS = 10
@@ -70,15 +70,6 @@ def cluster_state(pgdata: Path) -> str:
     report = subprocess.run([str(control), str(pgdata)], capture_output=True, check=True).stdout
     [state] = [line for line in report.decode().splitlines() if line.startswith("Database cluster")]
     return state.split(":", 1)[1].strip()
-
-
-def process_running(pid: int) -> bool:
-    """Whether the process runs: a zombie waiting for its parent to reap it has exited."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def refused(port: int) -> bool:
