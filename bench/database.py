@@ -16,15 +16,16 @@ import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
 
-from projections.registry import ASYNCHRONOUS
+from app.background import FOLLOWERS
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
 # checked on every request as in production but never refuses one.
 RATE_LIMIT = 1_000_000_000
-# The projections a runner applies behind the log (the inline ones keep a checkpoint from
-# their last rebuild, which commands do not move).
-RUNNERS = [projector.name for projector in ASYNCHRONOUS]
+# What a runner applies behind the log: the asynchronous projections and the tenants' log
+# digests (the inline projections keep a checkpoint from their last rebuild, which commands
+# do not move).
+RUNNERS = [follower.name for follower in FOLLOWERS]
 # How long a load waits for the statements of the one before it to finish.
 IDLE_WAIT_SECONDS = 30.0
 # How long a load that opens many connections waits for the server to have them.
@@ -150,10 +151,14 @@ _SPARE = """
     SELECT current_setting('max_connections')::int
         - current_setting('superuser_reserved_connections')::int
         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"""
+# A runner that has applied nothing yet has no checkpoint.
 _BEHIND = """
-    SELECT count(*) FROM projection_checkpoints c WHERE c.projection = ANY($1) AND EXISTS (
+    SELECT count(*) FROM unnest($1::text[]) AS r(projection)
+      LEFT JOIN projection_checkpoints c USING (projection)
+     WHERE EXISTS (
         SELECT 1 FROM events e
-        WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position))"""
+        WHERE c.projection IS NULL
+           OR (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position))"""
 _BUSY = """
     SELECT count(*) FROM pg_stat_activity
     WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"""
