@@ -79,8 +79,9 @@ def _serve_beside() -> None:
 @contextlib.contextmanager
 def beside_the_workers(stop_within: float) -> Iterator[None]:
     """The background work in a process of its own for as long as the block runs, started
-    again should it end on its own. On leaving, it is told to stop and given `stop_within`
-    seconds to finish its batches, then killed."""
+    again should it die (killed, or failing). One that was told to stop (Ctrl-C reaches the
+    whole process group) exits 0 and is left stopped. On leaving, it is told to stop and
+    given `stop_within` seconds to finish its batches, then killed."""
     context = multiprocessing.get_context("spawn")
     leaving = threading.Event()
     # Held while `current` is replaced, so that leaving stops the newest process.
@@ -97,7 +98,7 @@ def beside_the_workers(stop_within: float) -> Iterator[None]:
         nonlocal current
         while True:
             current.join()
-            if leaving.wait(RESTART_SECONDS):
+            if current.exitcode == 0 or leaving.wait(RESTART_SECONDS):
                 return
             with replacing:
                 if leaving.is_set():
