@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections.driver import Compiled, driver_connection, value
 from projections.log import Checkpoint, RecordedEvent, as_xid8, checkpoint_of, read_after
 from projections.tables import projection_checkpoints
+from store.channels import EVENTS_APPENDED
 
-NOTIFY_CHANNEL = "events_appended"
 BATCH_SIZE = 500
-# Each command's commit is followed by a NOTIFY on NOTIFY_CHANNEL (app/store/append_notices.py)
+# Each command's commit is followed by a NOTIFY on EVENTS_APPENDED (app/store/append_notices.py)
 # that wakes the runner at once; polling only covers a notice that could not be sent.
 POLL_SECONDS = 1.0
 RECHECK_SECONDS = 0.01
@@ -158,7 +158,7 @@ async def _follow(
         woken.set()
 
     listener = await driver_connection(session)
-    await listener.add_listener(NOTIFY_CHANNEL, wake)
+    await listener.add_listener(EVENTS_APPENDED, wake)
     log.info("projection %s active", projector.name)
     recheck = POLL_SECONDS
     while not stop.is_set():

@@ -16,14 +16,14 @@ import logging
 
 import asyncpg
 
-from projections.runner import NOTIFY_CHANNEL
+from store.channels import EVENTS_APPENDED
 from store.pool import connection
 
 log = logging.getLogger("tasks_api.append_notices")
 
 # One round trip: the statements of one simple query are one transaction. The notice carries
 # nothing worth waiting for a flush of.
-_NOTICE = f"SET LOCAL synchronous_commit = off; SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
+_NOTICE = f"SET LOCAL synchronous_commit = off; SELECT pg_notify('{EVENTS_APPENDED}', '')"
 NOTICE_INTERVAL_SECONDS = 0.02
 
 
