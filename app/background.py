@@ -22,6 +22,9 @@ log = logging.getLogger("tasks_api.background")
 # What a cell's runners keep up with the log, the relay aside: every asynchronous
 # projection, and each tenant's digest of its log.
 FOLLOWERS: tuple[runner.Follower, ...] = (*ASYNCHRONOUS, LOG_DIGEST)
+# The connections a cell's background work holds through its engine: each runner's listening
+# session and its batch's, and the auto-complete sweep's.
+ENGINE_CONNECTIONS = 2 * len(FOLLOWERS) + 1
 
 
 async def run_background(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 
 from app import metrics
-from app.background import FOLLOWERS, run_on_every_cell
+from app.background import ENGINE_CONNECTIONS, run_on_every_cell
 from app.cells import CellAddress, cell_addresses, open_cells
 from app.logs import logging_config
 from app.relay import stream_address
@@ -52,7 +52,7 @@ def run(
         async with open_cells(
             cells,
             pool_size=1,
-            engine_pool_size=2 * len(FOLLOWERS) + 1,
+            engine_pool_size=ENGINE_CONNECTIONS,
             statement_timeout_ms=settings.statement_timeout_ms,
         ) as opened:
             await run_on_every_cell(opened, stop, stream_address(settings))

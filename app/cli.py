@@ -903,12 +903,17 @@ def _background_beside_the_workers(settings: Settings) -> Iterator[None]:
     if not settings.run_projections:
         yield
         return
-    os.environ[ENV_NAMES["run_projections"]] = "false"
+    name = ENV_NAMES["run_projections"]
+    given = os.environ.get(name)
+    os.environ[name] = "false"
     try:
         with beside_the_workers(settings.shutdown_timeout_seconds):
             yield
     finally:
-        del os.environ[ENV_NAMES["run_projections"]]
+        if given is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = given
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from app import metrics
-from app.background import FOLLOWERS, running_in_background
+from app.background import ENGINE_CONNECTIONS, running_in_background
 from app.cells import cell_addresses, open_cells
 from app.http.bench_routes import constant_task
 from app.http.errors import EXCEPTION_HANDLERS
@@ -28,10 +28,9 @@ from app.relay import stream_address
 from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
 
-# The connections of the work beside the requests, apart from the requests' pool: each
-# runner's listening session and batch, the key revocations' listener, the
-# auto-complete sweep, and a readiness check or a scrape.
-BACKGROUND_CONNECTIONS = 2 * len(FOLLOWERS) + 4
+# The connections of the work beside the requests, apart from the requests' pool: the
+# runners' and the sweep's, the key revocations' listener, and a readiness check or a scrape.
+BACKGROUND_CONNECTIONS = ENGINE_CONNECTIONS + 3
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
