@@ -23,7 +23,8 @@ pytestmark = pytest.mark.asyncio
 FREE_PARALLELISM = (
     "SELECT set_config('parallel_setup_cost', '0', true), "
     "set_config('parallel_tuple_cost', '0', true), "
-    "set_config('min_parallel_table_scan_size', '0', true)"
+    "set_config('min_parallel_table_scan_size', '0', true), "
+    "set_config('min_parallel_index_scan_size', '0', true)"
 )
 SCAN = "EXPLAIN SELECT count(*) FROM events"
 
