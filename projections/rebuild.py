@@ -42,6 +42,7 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
                     f"(LIKE public.{table.name} INCLUDING ALL)"
                 )
             )
+            await _copy_storage_parameters(conn, table.name)
         deferred = await _drop_secondary_indexes(conn, projector)
     loader = projector.loader()
     checkpoint, applied = await _load_log(engine, loader, progress)
@@ -72,6 +73,19 @@ async def rebuild(engine: AsyncEngine, projector: Projector, progress: Progress)
             await save_checkpoint(conn, projector.name, checkpoint)
     progress(applied)
     return applied
+
+
+async def _copy_storage_parameters(conn: AsyncConnection, table: str) -> None:
+    """Give the fresh copy the live table's storage parameters (its fillfactor), which
+    CREATE TABLE … LIKE does not copy."""
+    options = await conn.scalar(
+        sa.text("SELECT reloptions FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+        {"table": f"public.{table}"},
+    )
+    if options:
+        await conn.execute(
+            sa.text(f"ALTER TABLE {REBUILD_SCHEMA}.{table} SET ({', '.join(options)})")
+        )
 
 
 async def _drop_secondary_indexes(conn: AsyncConnection, projector: Projector) -> list[str]:

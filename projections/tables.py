@@ -1,6 +1,9 @@
-"""The tables the projections read and write: the event log, the task view, checkpoints."""
+"""The tables the projections read and write: the event log, the task view and what a search
+reads of it, checkpoints."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -44,6 +47,27 @@ events = sa.Table(
 
 PRIORITY_RANK = "CASE priority WHEN 'low' THEN 0 WHEN 'normal' THEN 1 WHEN 'high' THEN 2 ELSE 3 END"
 
+
+def _priority_rank() -> sa.Column[int]:
+    """The priority's place in the order a list sorts by."""
+    return sa.Column("priority_rank", sa.SmallInteger, sa.Computed(PRIORITY_RANK, persisted=True))
+
+
+def _linked_entity() -> list[sa.Column[Any]]:
+    """The linked entity, and the parts of it a list filters on."""
+    return [
+        sa.Column("linked_entity", JSONB),
+        *(
+            sa.Column(name, sa.Text, sa.Computed(f"linked_entity->>'{field}'", persisted=True))
+            for name, field in (
+                ("linked_entity_type", "type"),
+                ("linked_entity_id", "id"),
+                ("linked_pipeline_id", "pipelineId"),
+            )
+        ),
+    ]
+
+
 task_view = sa.Table(
     "task_view",
     metadata,
@@ -55,7 +79,7 @@ task_view = sa.Table(
     sa.Column("description", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("priority", sa.Text, nullable=False),
-    sa.Column("priority_rank", sa.SmallInteger, sa.Computed(PRIORITY_RANK, persisted=True)),
+    _priority_rank(),
     sa.Column("outcome", sa.Text),
     sa.Column("due_date", sa.DateTime(timezone=True)),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
@@ -72,12 +96,7 @@ task_view = sa.Table(
     sa.Column("completion_notes", sa.Text),
     sa.Column("tags", JSONB, nullable=False),
     sa.Column("metadata", JSONB, nullable=False),
-    sa.Column("linked_entity", JSONB),
-    sa.Column("linked_entity_type", sa.Text, sa.Computed("linked_entity->>'type'", persisted=True)),
-    sa.Column("linked_entity_id", sa.Text, sa.Computed("linked_entity->>'id'", persisted=True)),
-    sa.Column(
-        "linked_pipeline_id", sa.Text, sa.Computed("linked_entity->>'pipelineId'", persisted=True)
-    ),
+    *_linked_entity(),
     sa.Column("auto_complete", JSONB),
     sa.Column("agent_reminders", JSONB),
     sa.Column("auto_complete_at", sa.DateTime(timezone=True)),
@@ -87,6 +106,32 @@ task_view = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # The task as the API answers it: its JSON, as the domain encodes it (migration 0018).
     sa.Column("body", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "task_id"),
+)
+
+# What a search reads of each task (migration 0029): the view's columns a list filters and
+# sorts on, and title and description lowercased once when written, as ILIKE would lowercase
+# them on every row it tests. Narrow rows that a common word's matches are read from quickly,
+# and that a command leaving the text alone updates in place (no index covers what it changes).
+task_search = sa.Table(
+    "task_search",
+    metadata,
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("task_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("priority", sa.Text, nullable=False),
+    _priority_rank(),
+    sa.Column("due_date", sa.DateTime(timezone=True)),
+    sa.Column("owner_id", sa.Text),
+    sa.Column("queue_id", sa.Text),
+    sa.Column("related_customer_id", sa.Text),
+    *_linked_entity(),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("title_folded", sa.Text, sa.Computed("lower(title)", persisted=True)),
+    sa.Column("description_folded", sa.Text, sa.Computed("lower(description)", persisted=True)),
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
 )
 

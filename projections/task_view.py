@@ -28,7 +28,7 @@ from projections.projector import (
     upsert_rows,
     written_columns,
 )
-from projections.tables import task_view
+from projections.tables import task_search, task_view
 
 # The task's columns named as its fields are on the wire: a row converts to a Task in one
 # call, whatever else the row holds.
@@ -73,68 +73,55 @@ async def load(conn: asyncpg.Connection, tenant_id: str, task_id: str) -> tuple[
     return None if found is None else (msgspec.json.decode(found[0], type=Task), found[1])
 
 
-# The view's columns in the order of `row_of`, and which of them hold JSON.
-VIEW_COLUMNS = tuple(column.name for column in written_columns(task_view))
+# The columns each of the projection's tables is written, in the order of `row_of` (the
+# search's are the view's it holds), and which of them hold JSON.
+WRITTEN = {
+    table: tuple(column.name for column in written_columns(table))
+    for table in (task_view, task_search)
+}
 _JSON_COLUMNS = frozenset(c.name for c in written_columns(task_view) if isinstance(c.type, JSONB))
 
 
-_REPLACE_ALL = ", ".join(f"{name} = EXCLUDED.{name}" for name in VIEW_COLUMNS[2:])
+def _replace_all(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} = EXCLUDED.{name}" for name in columns[2:])
 
 
-def view_sql(first: int) -> str:
-    """The statement that makes the view hold a task, on the driver's connection, its
-    parameters numbered from `first` and given by `view_parameters`."""
-    values = ", ".join(
-        f"${first + i}::text::jsonb" if name in _JSON_COLUMNS else f"${first + i}"
-        for i, name in enumerate(VIEW_COLUMNS)
-    )
-    return (
-        f"INSERT INTO task_view ({', '.join(VIEW_COLUMNS)}) VALUES ({values}) "
-        f"ON CONFLICT (tenant_id, task_id) DO UPDATE SET {_REPLACE_ALL}"
-    )
-
-
-def view_parameters(tenant_id: str, version: int, task: Task) -> list[Any]:
-    row = row_of(tenant_id, version, task)
+def _parameters(row: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    """A row's values of `columns`, JSON ones as text, as COPY takes them."""
     return [
         None
         if (value := row[name]) is None
         else msgspec.json.encode(value).decode()
         if name in _JSON_COLUMNS
         else value
-        for name in VIEW_COLUMNS
+        for name in columns
     ]
 
 
 class TaskViewProjector:
-    """The task view as a projection of the log, for rebuilds and verification."""
+    """The task view, and what a search reads of it, as a projection of the log, for
+    rebuilds and verification."""
 
     name = "task_view"
-    tables = (task_view,)
+    tables = tuple(WRITTEN)
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
         keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
         states = _fold_into(await _load_many(conn, keys), batch)
         gone = [key for key, (task, _) in states.items() if task is None]
-        if gone:
-            await conn.execute(task_view.delete().where(keyed_by(task_view, gone)))
-        rows = [
-            tuple(row[name] for name in VIEW_COLUMNS)
-            for (tenant, _), (task, version) in states.items()
-            if task is not None
-            for row in (row_of(tenant, version, task),)
-        ]
-        await upsert_rows(conn, task_view, VIEW_COLUMNS, rows, _REPLACE_ALL)
+        live = _live_rows(states)
+        for table, columns in WRITTEN.items():
+            if gone:
+                await conn.execute(table.delete().where(keyed_by(table, gone)))
+            rows = [tuple(row[name] for name in columns) for row in live]
+            await upsert_rows(conn, table, columns, rows, _replace_all(columns))
 
     def replay(self, history: Sequence[RecordedEvent]) -> dict[str, Rows]:
-        states = _fold_into({}, history)
-        columns = [column.name for column in written_columns(task_view)]
-        rows = {
-            comparable(row_of(tenant, version, task)[name] for name in columns)
-            for (tenant, _), (task, version) in states.items()
-            if task is not None
+        live = _live_rows(_fold_into({}, history))
+        return {
+            table.name: {comparable(row[name] for name in columns) for row in live}
+            for table, columns in WRITTEN.items()
         }
-        return {task_view.name: rows}
 
     def loader(self) -> TaskViewLoader:
         return TaskViewLoader()
@@ -146,18 +133,24 @@ class TaskViewLoader:
     summed = ()
 
     async def add(self, conn: AsyncConnection, streams: Sequence[RecordedEvent]) -> None:
-        rows = [
-            view_parameters(tenant, version, task)
-            for (tenant, _), (task, version) in _fold_into({}, streams).items()
-            if task is not None
-        ]
-        await copy_rows(conn, task_view, VIEW_COLUMNS, rows)
+        live = _live_rows(_fold_into({}, streams))
+        for table, columns in WRITTEN.items():
+            await copy_rows(conn, table, columns, [_parameters(row, columns) for row in live])
 
     async def finish(self, conn: AsyncConnection) -> None:
         """Nothing is held back: each stream's row is written as it arrives."""
 
 
 States = dict[tuple[str, str], tuple[Task | None, int]]
+
+
+def _live_rows(states: States) -> list[dict[str, Any]]:
+    """The rows of the tasks that live, as `row_of` gives them."""
+    return [
+        row_of(tenant, version, task)
+        for (tenant, _), (task, version) in states.items()
+        if task is not None
+    ]
 
 
 def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:

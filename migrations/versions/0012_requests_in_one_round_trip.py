@@ -191,10 +191,13 @@ def append_to_stream_sql(
     before_entering: str = "",
     view_columns: Iterable[str] = VIEW_COLUMNS,
     append_events: str = APPEND_EVENTS,
+    after_view_write: str = "",
+    after_view_delete: str = "",
 ) -> str:
     """The function append_to_stream; `before_entering` runs first, as the tables' owner, the
     events are written by `append_events`, and the task view's row is written into
-    `view_columns` (those of this migration's view)."""
+    `view_columns` (those of this migration's view), then `after_view_write` runs, or
+    `after_view_delete` once the row is deleted."""
     view_columns = list(view_columns)
     columns = ", ".join(view_columns)
     from_row = ", ".join(f"r.{name}" for name in view_columns)
@@ -233,10 +236,12 @@ def append_to_stream_sql(
                 {append_events}
                 IF task_row IS NULL THEN
                     DELETE FROM task_view WHERE tenant_id = tenant AND task_id = stream;
+                    {after_view_delete}
                 ELSE
                     INSERT INTO task_view ({columns})
                     SELECT {from_row} FROM jsonb_populate_record(NULL::task_view, task_row) r
                     ON CONFLICT (tenant_id, task_id) DO UPDATE SET {replace};
+                    {after_view_write}
                 END IF;
             END IF;
             IF answer_key IS NOT NULL THEN

@@ -205,8 +205,9 @@ def _migration(name: str) -> Any:
     return importlib.import_module(f"migrations.versions.{name}")
 
 
-def replace_append_to_stream(append_events: str) -> None:
-    """append_to_stream as migration 0018 left it, its events written by `append_events`."""
+def replace_append_to_stream(append_events: str, *after_view: str) -> None:
+    """append_to_stream as migration 0018 left it, its events written by `append_events`;
+    `after_view`: what it does after writing the task view's row, and after deleting it."""
     rounds = _migration("0012_requests_in_one_round_trip")
     op.execute(
         rounds.append_to_stream_sql(
@@ -214,6 +215,7 @@ def replace_append_to_stream(append_events: str) -> None:
             _migration("0017_tenant_moves").FENCE_CHECK,
             [*rounds.VIEW_COLUMNS, "body"],
             append_events,
+            *after_view,
         )
     )
 

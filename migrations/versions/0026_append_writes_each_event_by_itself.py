@@ -54,10 +54,11 @@ APPEND_CHAINED_EVENTS = f"""
                 END;"""
 
 
-def _replace_append(append_events: str) -> None:
-    """append_to_stream with its events written by `append_events`, planned for any tenant
-    as migration 0023 set it (a replaced function loses its settings)."""
-    _CHAIN.replace_append_to_stream(append_events)
+def replace_append(append_events: str, *after_view: str) -> None:
+    """append_to_stream with its events written by `append_events` (and `after_view`, as
+    migration 0020 takes it), planned for any tenant as migration 0023 set it (a replaced
+    function loses its settings)."""
+    _CHAIN.replace_append_to_stream(append_events, *after_view)
     op.execute(
         _migration("0023_key_lookups_planned_for_any_tenant").plan_for_any_tenant(
             "append_to_stream"
@@ -66,8 +67,8 @@ def _replace_append(append_events: str) -> None:
 
 
 def upgrade() -> None:
-    _replace_append(APPEND_CHAINED_EVENTS)
+    replace_append(APPEND_CHAINED_EVENTS)
 
 
 def downgrade() -> None:
-    _replace_append(_migration("0022_append_parses_each_payload_once").APPEND_CHAINED_EVENTS)
+    replace_append(_migration("0022_append_parses_each_payload_once").APPEND_CHAINED_EVENTS)

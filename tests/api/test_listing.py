@@ -227,6 +227,32 @@ async def test_search_is_a_case_insensitive_substring_of_title_or_description(
     assert found == ["Call about the INVOICE", "Follow up"]
 
 
+async def test_search_folds_the_case_of_letters_beyond_ascii(tasks: TaskApi) -> None:
+    await tasks.create(title="Überweisung prüfen", description="Rückruf beim KUNDEN")
+    await tasks.create(title="Ueberweisung", description="Rueckruf")
+
+    assert await tasks.titles(search="üBERW") == ["Überweisung prüfen"]
+    assert await tasks.titles(search="RÜCKRUF") == ["Überweisung prüfen"]
+    assert await tasks.titles(search="kunden") == ["Überweisung prüfen"]
+
+
+async def test_a_search_follows_every_command_on_its_matches(tasks: TaskApi) -> None:
+    renamed = await tasks.create(title="Quarterly review", description="first draft")
+    other = await tasks.create(title="Other", description="mentions the review")
+
+    await tasks.update("PATCH", renamed["_id"], {"title": "Budget", "description": "revised"})
+    assert await tasks.titles(search="review") == ["Other"]
+    assert await tasks.titles(search="revised") == ["Budget"]
+
+    await tasks.update("PATCH", other["_id"], {"status": "in_progress"})
+    assert await tasks.titles(search="review", status="in_progress") == ["Other"]
+    assert await tasks.titles(search="review", status="not_started") == []
+
+    response = await tasks.call("DELETE", f"/v1/tasks/{other['_id']}")
+    assert response.status_code == 200, response.text
+    assert (await tasks.list(search="review"))["total"] == 0
+
+
 async def test_a_search_counts_all_its_matches_on_every_page_and_past_the_last(
     tasks: TaskApi,
 ) -> None:

@@ -566,6 +566,25 @@ async def test_a_rebuilt_table_is_swapped_in_vacuumed_so_counts_need_not_visit_i
     assert all_visible == pages
 
 
+async def test_a_rebuilt_table_keeps_the_storage_parameters_of_the_live_one(
+    db: Database,
+    engine: AsyncEngine,
+) -> None:
+    caller = await new_caller(engine, "fillfactor")
+    await write_history(db, caller, tasks=3)
+    statement = sa.text(
+        "SELECT reloptions FROM pg_class WHERE oid = 'public.task_search'::regclass"
+    )
+    async with engine.connect() as conn:
+        before = await conn.scalar(statement)
+
+    await rebuild(engine, TASK_VIEW, no_progress)
+
+    async with engine.connect() as conn:
+        assert await conn.scalar(statement) == before
+    assert before is not None and any(option.startswith("fillfactor=") for option in before)
+
+
 async def test_a_rebuild_packs_the_summed_rollups_in_the_order_of_their_key(
     db: Database,
     engine: AsyncEngine,
