@@ -14,11 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.expression import ColumnClause
 
 from domain.task import CLOSED_STATUSES, Task
 from projections import figures
 from projections.driver import TEXTS, Compiled, value
-from projections.tables import task_view
+from projections.tables import task_search, task_view
 from projections.task_view import WIRE_COLUMNS, task_from_row
 
 SORT_COLUMNS = {
@@ -107,22 +109,32 @@ def _condition(name: str, c: Any = task_view.c) -> sa.ColumnElement[bool]:
     raise ValueError(f"unknown criterion {name}")
 
 
-def _matches() -> Any:
+def _matches(criteria: tuple[str, ...], sort: str | None = None) -> Any:
     """A search's matches, found by a function of the tables' owner, which can use the
-    trigram indexes that row-level security keeps ILIKE from; each with the columns a list
-    filters and sorts on (migrations 0009 and 0019)."""
-    return sa.func.tasks_matching(value("search")).table_valued(*MATCH_COLUMNS)
-
-
-# The columns `tasks_matching` returns with each match.
-MATCH_COLUMNS = (
-    tuple(
-        dict.fromkeys(
-            ("task_id", *(column.name for column in SORT_COLUMNS.values()), "status", "priority")
-        )
+    trigram indexes that row-level security keeps LIKE from (migrations 0009 and 0029); each
+    with its id and the columns the criteria test and `sort` sorts on, no more: the function
+    holds every match in memory before the statement reads them."""
+    tested = _match_conditions(criteria, _ALL_MATCH_COLUMNS)
+    used = {e.name for e in visitors.iterate(sa.and_(*tested)) if isinstance(e, ColumnClause)}
+    if sort is not None:
+        used.add(SORT_COLUMNS[sort].name)
+    names = ["task_id", *(name for name in MATCH_COLUMNS if name in used)]
+    wanted = sa.bindparam("wanted", names, type_=TEXTS)
+    columns = (sa.column(name, task_search.c[name].type) for name in names)
+    return (
+        sa.func.tasks_matching(value("search"), wanted)
+        .table_valued(*columns)
+        .render_derived(with_types=True)
     )
-    + EQUAL_TO
+
+
+# The columns `tasks_matching` can return with each match: what a list filters and sorts on.
+MATCH_COLUMNS = tuple(
+    dict.fromkeys(
+        (*(column.name for column in SORT_COLUMNS.values()), "status", "priority", *EQUAL_TO)
+    )
 )
+_ALL_MATCH_COLUMNS = sa.table("matches", *(sa.column(name) for name in MATCH_COLUMNS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +175,7 @@ def _page(criteria: tuple[str, ...], sort: str, descending: bool) -> Compiled:
     # A search finds all its matches before the page is cut from them: it counts them in the
     # same statement, over the columns the function returns, then joins the page's rows back:
     # a window over every match's whole row spilled to disk.
-    matches = _matches()
+    matches = _matches(criteria, sort)
     page = (
         sa.select(matches.c.task_id, sa.func.count().over().label("total"))
         .where(*_match_conditions(criteria, matches))
@@ -193,7 +205,7 @@ def _count(criteria: tuple[str, ...]) -> Compiled:
         return Compiled.of(
             sa.select(sa.func.count()).select_from(task_view).where(*map(_condition, criteria))
         )
-    matches = _matches()
+    matches = _matches(criteria)
     return Compiled.of(
         sa.select(sa.func.count()).select_from(matches).where(*_match_conditions(criteria, matches))
     )

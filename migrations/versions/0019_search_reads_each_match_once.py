@@ -43,15 +43,8 @@ COLUMNS = {
 }
 
 
-def tasks_matching_sql(
-    create: str = "CREATE",
-    table: str = "task_view",
-    title_matches: str = "v.title ILIKE $2",
-    description_matches: str = "v.description ILIKE $2",
-    pattern: str = "pattern",
-) -> str:
-    """The function tasks_matching over `table`, whose rows match when `title_matches` or
-    `description_matches` holds of `pattern`, given as $2."""
+def tasks_matching_sql() -> str:
+    """The function tasks_matching(pattern) as this migration makes it."""
     declared = ", ".join(f"{name} {type_}" for name, type_ in COLUMNS.items())
     selected = ", ".join(f"v.{name}" for name in COLUMNS)
     # Each column by its own trigram index, as migration 0011 found: as one OR condition the
@@ -59,18 +52,18 @@ def tasks_matching_sql(
     # leaves out what the first found rather than a UNION removing it: a UNION sorted every
     # match's row to find the duplicates, on disk past work_mem (60-98 ms against 42-59).
     return f"""
-        {create} FUNCTION tasks_matching(pattern text) RETURNS TABLE ({declared})
+        CREATE FUNCTION tasks_matching(pattern text) RETURNS TABLE ({declared})
         LANGUAGE plpgsql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, public
         AS $$
         BEGIN
             RETURN QUERY EXECUTE
-                'SELECT {selected} FROM public.{table} v WHERE v.tenant_id = $1 '
-                'AND {title_matches} '
+                'SELECT {selected} FROM public.task_view v WHERE v.tenant_id = $1 '
+                'AND v.title ILIKE $2 '
                 'UNION ALL '
-                'SELECT {selected} FROM public.{table} v WHERE v.tenant_id = $1 '
-                'AND {description_matches} AND NOT {title_matches}'
-                USING current_setting('tasks.tenant_id', true), {pattern};
+                'SELECT {selected} FROM public.task_view v WHERE v.tenant_id = $1 '
+                'AND v.description ILIKE $2 AND NOT v.title ILIKE $2'
+                USING current_setting('tasks.tenant_id', true), pattern;
         END
         $$
     """

@@ -216,7 +216,7 @@ async def _writes_not_refused(
         *(f"TRUNCATE {name}" for name in everything if name not in analysts.ANALYST_VIEWS),
         *(f"SELECT nextval('{name}')" for name in sequences),
         "SELECT * FROM lease_rate_limit('tenant:x', 1, 60, NULL, 1, 0, 0)",
-        "SELECT * FROM tasks_matching('%')",
+        "SELECT * FROM tasks_matching('%', ARRAY['task_id']) AS m(task_id text)",
         "CREATE TABLE public.analysts_scratch (x int)",
         "CREATE SCHEMA analysts_scratch",
         "ALTER TABLE task_view DISABLE ROW LEVEL SECURITY",

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.asyncio
 
 # Tables of the service's own running that hold no tenant's data.
 UNSCOPED = {"alembic_version", "projection_checkpoints"}
+# Every match of the search function: each task of the tenant it finds entered.
+EVERY_MATCH = "tasks_matching('%', ARRAY['task_id']) AS m(task_id text)"
 
 
 async def _tenant_tables(engine: AsyncEngine) -> list[str]:
@@ -144,7 +146,7 @@ async def test_without_a_tenant_set_the_role_sees_nothing(
         await conn.execute(sa.text("SET LOCAL ROLE tasks_tenant"))
         assert await conn.scalar(sa.text("SELECT count(*) FROM events")) == 0
         # Nor does the search function, which reads as the tables' owner.
-        assert await conn.scalar(sa.text("SELECT count(*) FROM tasks_matching('%')")) == 0
+        assert await conn.scalar(sa.text(f"SELECT count(*) FROM {EVERY_MATCH}")) == 0
 
 
 async def test_a_rebuild_keeps_the_guard(
@@ -166,9 +168,24 @@ async def test_the_search_function_finds_the_entered_tenants_tasks_only(
 ) -> None:
     first, _ = two_tenants
     async with tenant_connection(engine, first.principal.tenant_id) as conn:
-        found = set(await conn.scalars(sa.text("SELECT task_id FROM tasks_matching('%')")))
+        found = set(await conn.scalars(sa.text(f"SELECT task_id FROM {EVERY_MATCH}")))
         own = set(await conn.scalars(sa.text("SELECT task_id FROM task_view")))
     assert found == own and len(own) == 1
+
+
+@pytest.mark.parametrize("name", ["key_hash FROM api_keys --", "current_user", "no_such"])
+async def test_the_search_function_returns_columns_of_the_tenants_rows_and_nothing_else(
+    engine: AsyncEngine, two_tenants: tuple[service.Caller, service.Caller], name: str
+) -> None:
+    first, _ = two_tenants
+    tenant_id = first.principal.tenant_id
+    async with tenant_connection(engine, tenant_id) as conn:
+        own = "tasks_matching('%', ARRAY['tenant_id']) AS m(tenant_id text)"
+        assert set(await conn.scalars(sa.text(f"SELECT tenant_id FROM {own}"))) == {tenant_id}
+    with pytest.raises(DBAPIError, match="does not exist"):
+        async with tenant_connection(engine, tenant_id) as conn:
+            named = sa.text("SELECT * FROM tasks_matching('%', ARRAY[:name]) AS m(x text)")
+            await conn.execute(named, {"name": name})
 
 
 async def test_no_role_but_the_tenant_role_may_call_the_search_function(
