@@ -16,8 +16,10 @@ class Plan:
     # Seconds each load at saturation runs for, and each ceiling and append rate.
     seconds: float
     ceiling_seconds: float
-    # Seconds of each load from one connection, and of each open-loop load.
+    # Seconds of each load from one connection, of the same load unmeasured before it, and
+    # of each open-loop load.
     latency_seconds: float
+    warm_up_seconds: float
     open_loop_seconds: float
     # The rate limit slices: a tenant's limit per minute, and how long it is sent twice that.
     slices_limit: int
@@ -42,6 +44,7 @@ FULL = Plan(
     seconds=10,
     ceiling_seconds=8,
     latency_seconds=8,
+    warm_up_seconds=2,
     open_loop_seconds=10,
     slices_limit=600,
     slices_seconds=2,
@@ -60,6 +63,7 @@ QUICK = Plan(
     seconds=1,
     ceiling_seconds=1.5,
     latency_seconds=1,
+    warm_up_seconds=1,
     open_loop_seconds=1,
     slices_limit=600,
     slices_seconds=2,
