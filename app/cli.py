@@ -51,6 +51,8 @@ from store.pool import plain_url
 T = TypeVar("T")
 
 APP_FACTORY = "app.http.app:create_app"
+# uvicorn's httptools protocol, sending an answer's head and body in one write.
+ONE_WRITE_PROTOCOL = "app.http.one_write:OneWriteHttpTools"
 WORKER_HEALTHCHECK_SECONDS = 30
 DEMO_TENANT = "demo"
 UNDEFINED_TABLE = "42P01"
@@ -148,6 +150,7 @@ def serve(host: str, port: int, workers: int) -> None:
                 log_level=settings.log_level.lower(),
                 log_config=uvicorn_log_config(settings.log_level),
                 access_log=False,
+                http=ONE_WRITE_PROTOCOL,
                 # On SIGTERM or SIGINT: stop accepting, let requests in flight finish within
                 # this bound, then shut the app down (its runners stop at a batch boundary).
                 timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
