@@ -189,15 +189,9 @@ _UNCHAINED_EVENTS = f"""
 
 def _append_to_stream(append_events: str) -> str:
     """append_to_stream as the migrations leave it, its events written by `append_events`."""
-    rounds = _migration("0012_requests_in_one_round_trip")
     search = _migration("0029_search_reads_narrow_rows")
-    return rounds.append_to_stream_sql(
-        "CREATE OR REPLACE",
-        _migration("0017_tenant_moves").FENCE_CHECK,
-        [*rounds.VIEW_COLUMNS, "body"],
-        append_events,
-        search.AFTER_VIEW_WRITE,
-        search.AFTER_VIEW_DELETE,
+    return _migration("0020_tamper_evident_log").append_to_stream_sql(
+        append_events, search.AFTER_VIEW_WRITE, search.AFTER_VIEW_DELETE
     )
 
 

@@ -205,19 +205,27 @@ def _migration(name: str) -> Any:
     return importlib.import_module(f"migrations.versions.{name}")
 
 
-def replace_append_to_stream(append_events: str, *after_view: str) -> None:
-    """append_to_stream as migration 0018 left it, its events written by `append_events`;
-    `after_view`: what it does after writing the task view's row, and after deleting it."""
+def append_to_stream_sql(
+    append_events: str, after_view_write: str = "", after_view_delete: str = ""
+) -> str:
+    """append_to_stream as migration 0018 left it, its events written by `append_events`,
+    doing `after_view_write` once it has written the task view's row and `after_view_delete`
+    once it has deleted it."""
     rounds = _migration("0012_requests_in_one_round_trip")
-    op.execute(
-        rounds.append_to_stream_sql(
-            "CREATE OR REPLACE",
-            _migration("0017_tenant_moves").FENCE_CHECK,
-            [*rounds.VIEW_COLUMNS, "body"],
-            append_events,
-            *after_view,
-        )
+    return rounds.append_to_stream_sql(
+        "CREATE OR REPLACE",
+        _migration("0017_tenant_moves").FENCE_CHECK,
+        [*rounds.VIEW_COLUMNS, "body"],
+        append_events,
+        after_view_write,
+        after_view_delete,
     )
+
+
+def replace_append_to_stream(
+    append_events: str, after_view_write: str = "", after_view_delete: str = ""
+) -> None:
+    op.execute(append_to_stream_sql(append_events, after_view_write, after_view_delete))
 
 
 def _chain_existing_events() -> None:

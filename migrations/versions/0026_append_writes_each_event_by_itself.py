@@ -54,11 +54,13 @@ APPEND_CHAINED_EVENTS = f"""
                 END;"""
 
 
-def replace_append(append_events: str, *after_view: str) -> None:
-    """append_to_stream with its events written by `append_events` (and `after_view`, as
-    migration 0020 takes it), planned for any tenant as migration 0023 set it (a replaced
-    function loses its settings)."""
-    _CHAIN.replace_append_to_stream(append_events, *after_view)
+def replace_append(
+    append_events: str, after_view_write: str = "", after_view_delete: str = ""
+) -> None:
+    """append_to_stream with its events written by `append_events` (and what follows the
+    view's row, as migration 0020 takes it), planned for any tenant as migration 0023 set it
+    (a replaced function loses its settings)."""
+    _CHAIN.replace_append_to_stream(append_events, after_view_write, after_view_delete)
     op.execute(
         _migration("0023_key_lookups_planned_for_any_tenant").plan_for_any_tenant(
             "append_to_stream"
