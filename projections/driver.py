@@ -54,7 +54,7 @@ class Compiled:
     constants: dict[str, Any]
 
     @classmethod
-    def of(cls, query: sa.Select[Any]) -> Compiled:
+    def of(cls, query: sa.ClauseElement) -> Compiled:
         compiled = query.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
         constants = {name: v for name, v in compiled.params.items() if v is not None}
         return cls(str(compiled), tuple(compiled.positiontup or ()), constants)
@@ -66,3 +66,7 @@ class Compiled:
     async def fetch(self, conn: AnyConnection, **values: Any) -> list[asyncpg.Record]:
         driver = await driver_connection(conn) if isinstance(conn, AsyncConnection) else conn
         return list(await driver.fetch(self.sql, *self.arguments(**values)))
+
+    async def execute(self, conn: AnyConnection, **values: Any) -> None:
+        driver = await driver_connection(conn) if isinstance(conn, AsyncConnection) else conn
+        await driver.execute(self.sql, *self.arguments(**values))

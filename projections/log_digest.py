@@ -9,6 +9,7 @@ no longer folds to them (app/log_verification.py)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
@@ -16,6 +17,7 @@ from dataclasses import astuple, dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from projections.driver import TEXTS, Compiled, value
 from projections.log import Checkpoint, RecordedEvent, checkpoint_of
 from projections.projector import upsert_rows
 from projections.tables import log_digests
@@ -47,6 +49,19 @@ async def stored_digests(
     conn: AsyncConnection, tenant_ids: Iterable[str] | None = None
 ) -> dict[str, Digest]:
     """The recorded digest of each tenant (of these tenants only, when given)."""
+    if tenant_ids is None:
+        rows = await _digests_statement(of_tenants=False).fetch(conn)
+    else:
+        rows = await _digests_statement(of_tenants=True).fetch(conn, tenant_ids=list(tenant_ids))
+    return {
+        tenant_id: Digest(digest, events, Checkpoint(transaction_id, position))
+        for tenant_id, digest, events, transaction_id, position in rows
+    }
+
+
+@functools.cache
+def _digests_statement(*, of_tenants: bool) -> Compiled:
+    # Compiled once: the runner reads its batch's digests in every batch it applies.
     c = log_digests.c
     query = sa.select(
         c.tenant_id,
@@ -55,12 +70,9 @@ async def stored_digests(
         c.transaction_id.cast(sa.Text).cast(sa.BigInteger),
         c.global_position,
     )
-    if tenant_ids is not None:
-        query = query.where(c.tenant_id.in_(sorted(tenant_ids)))
-    return {
-        tenant_id: Digest(value, events, Checkpoint(transaction_id, position))
-        for tenant_id, value, events, transaction_id, position in await conn.execute(query)
-    }
+    if of_tenants:
+        query = query.where(c.tenant_id == sa.any_(value("tenant_ids", TEXTS)))
+    return Compiled.of(query)
 
 
 def folded(digests: Mapping[str, Digest], batch: Sequence[RecordedEvent]) -> dict[str, Digest]:
