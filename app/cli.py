@@ -130,8 +130,7 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the API (starting the embedded PostgreSQL when DATABASE_URL is unset)."""
-    import uvicorn
-
+    from app.http import workers as uvicorn_workers
     from app.logs import uvicorn_log_config
 
     settings = _settings()
@@ -141,8 +140,8 @@ def serve(host: str, port: int, workers: int) -> None:
             os.environ[ENV_NAMES["database_url"]] = database.url
             _create_demo_tenant(database.url)
         with _background_beside_the_workers(settings), _stop_signals_end_normally():
-            uvicorn.run(
-                APP_FACTORY,
+            uvicorn_workers.run(
+                app=APP_FACTORY,
                 factory=True,
                 host=host,
                 port=port,
