@@ -147,7 +147,7 @@ class _Attempt:
         current = await task_view.load(conn, tenant_id, self.task_id)
         if current is None:
             raise TaskNotFound(self.task_id)
-        task, version = current
+        task, version, head = current
         if self.if_match is not None and version not in self.if_match:
             raise StaleVersion(version)
         now = clock.now()
@@ -164,6 +164,7 @@ class _Attempt:
                 now,
                 result.task,
                 None if self.record is None else self.record(result),
+                head=head,
             )
         return result, new_events
 

@@ -111,7 +111,8 @@ async def event_store_rate(
     pool = await open_pool(database_url, size=concurrency, statement_timeout_ms=5_000)
     event = sample_event()
     streams = [new_id() for _ in range(concurrency)]
-    versions = [0] * concurrency
+    # Each worker's stream's head, handed back with its next append as a command does.
+    heads = [event_log.Head(0, None)] * concurrency
 
     async def connect() -> None:
         async with pool.acquire() as conn:
@@ -123,9 +124,9 @@ async def event_store_rate(
 
     async def one(index: int) -> None:
         stream = streams[index] if existing else new_id()
-        version = versions[index] if existing else 0
-        versions[index] = await event_log.append(
-            pool, "append", stream, version, [event], METADATA, datetime.now(UTC), None
+        version, head = heads[index] if existing else (0, None)
+        heads[index] = await event_log.append(
+            pool, "append", stream, version, [event], METADATA, datetime.now(UTC), None, head=head
         )
 
     try:
@@ -175,8 +176,9 @@ def _migration(name: str) -> Any:
     return importlib.import_module(f"migrations.versions.{name}")
 
 
+_HEAD_GIVEN = _migration("0030_command_knows_its_head")
 # Before the chain (migration 0012's insert), with a constant hash so that its rows are as
-# wide as a chained event's: the difference is what reading the head and hashing cost.
+# wide as a chained event's: the difference is what chaining costs, the head given or read.
 _UNCHAINED_EVENTS = f"""
                 INSERT INTO events (tenant_id, stream_id, stream_version, event_type,
                                     payload_version, data, metadata, recorded_at, hash)
@@ -187,18 +189,10 @@ _UNCHAINED_EVENTS = f"""
                        WITH ORDINALITY AS e(type, payload_version, data, n);"""
 
 
-def _append_to_stream(append_events: str) -> str:
-    """append_to_stream as the migrations leave it, its events written by `append_events`."""
-    search = _migration("0029_search_reads_narrow_rows")
-    return _migration("0020_tamper_evident_log").append_to_stream_sql(
-        append_events, search.AFTER_VIEW_WRITE, search.AFTER_VIEW_DELETE
-    )
-
-
 async def _replace_append(database_url: str, append_events: str) -> None:
     admin = await connect(database_url)
     try:
-        await admin.execute(_append_to_stream(append_events))
+        await admin.execute(_HEAD_GIVEN.append_to_stream_sql(append_events))
         await admin.execute(
             _migration("0023_key_lookups_planned_for_any_tenant").plan_for_any_tenant(
                 "append_to_stream"
@@ -211,7 +205,7 @@ async def _replace_append(database_url: str, append_events: str) -> None:
 def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost:
     """The append rates with and without the chain, in alternating rounds so that whatever
     else loads the machine weighs on both alike; append_to_stream is left as it was found."""
-    chained = _migration("0026_append_writes_each_event_by_itself").APPEND_CHAINED_EVENTS
+    chained = _HEAD_GIVEN.APPEND_CHAINED_EVENTS
     # An even number of rounds, each variant first in half of them.
     rounds = 4 if seconds >= 3 else 2
     rates: dict[tuple[bool, bool], list[float]] = {}

@@ -106,6 +106,8 @@ task_view = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # The task as the API answers it: its JSON, as the domain encodes it (migration 0018).
     sa.Column("body", sa.Text, nullable=False),
+    # The hash of the task's latest event, the head its next one chains from (migration 0030).
+    sa.Column("head_hash", sa.LargeBinary, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "task_id"),
 )
 

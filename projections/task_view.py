@@ -7,7 +7,7 @@ after a write sees it) and rebuilds (over the folded log).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -53,9 +53,20 @@ def row_of(tenant_id: str, version: int, task: Task) -> dict[str, Any]:
     return row
 
 
-# A live task's version and body, read by the function that enters the tenant itself
-# (migrations 0012 and 0018): the read is one statement, outside any transaction.
-_LOAD = "SELECT version, body FROM tenant_task($1, $2)"
+# A live task's version and body (and its stream's head), read by the function that enters
+# the tenant itself (migrations 0012, 0018 and 0030): the read is one statement, outside any
+# transaction.
+_LOAD_ANSWER = "SELECT version, body FROM tenant_task($1, $2)"
+_LOAD = "SELECT version, body, head_hash FROM tenant_task($1, $2)"
+
+
+class Current(NamedTuple):
+    """A live task as a command reads it: the task, its version, and the hash of its latest
+    event, which the command's first event chains from."""
+
+    task: Task
+    version: int
+    head: bytes
 
 
 async def load_answer(
@@ -63,14 +74,14 @@ async def load_answer(
 ) -> tuple[bytes, int] | None:
     """A live task as the API answers it (its JSON), and its version: one round trip,
     outside a transaction or in one."""
-    row = await conn.fetchrow(_LOAD, tenant_id, task_id)
+    row = await conn.fetchrow(_LOAD_ANSWER, tenant_id, task_id)
     return None if row is None else (row[1].encode(), row[0])
 
 
-async def load(conn: asyncpg.Connection, tenant_id: str, task_id: str) -> tuple[Task, int] | None:
-    """A live task and its version, as `load_answer` reads them."""
-    found = await load_answer(conn, tenant_id, task_id)
-    return None if found is None else (msgspec.json.decode(found[0], type=Task), found[1])
+async def load(conn: asyncpg.Connection, tenant_id: str, task_id: str) -> Current | None:
+    """A live task, its version and its head, read as `load_answer` reads the first two."""
+    row = await conn.fetchrow(_LOAD, tenant_id, task_id)
+    return None if row is None else Current(msgspec.json.decode(row[1], type=Task), row[0], row[2])
 
 
 # The columns each of the projection's tables is written, in the order of `row_of` (the
@@ -108,7 +119,7 @@ class TaskViewProjector:
     async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
         keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
         states = _fold_into(await _load_many(conn, keys), batch)
-        gone = [key for key, (task, _) in states.items() if task is None]
+        gone = [key for key, (task, *_) in states.items() if task is None]
         live = _live_rows(states)
         for table, columns in WRITTEN.items():
             if gone:
@@ -141,24 +152,24 @@ class TaskViewLoader:
         """Nothing is held back: each stream's row is written as it arrives."""
 
 
-States = dict[tuple[str, str], tuple[Task | None, int]]
+States = dict[tuple[str, str], tuple[Task | None, int, bytes]]
 
 
 def _live_rows(states: States) -> list[dict[str, Any]]:
-    """The rows of the tasks that live, as `row_of` gives them."""
+    """The rows of the tasks that live, as `row_of` gives them, with their heads."""
     return [
-        row_of(tenant, version, task)
-        for (tenant, _), (task, version) in states.items()
+        {**row_of(tenant, version, task), "head_hash": head}
+        for (tenant, _), (task, version, head) in states.items()
         if task is not None
     ]
 
 
 def _fold_into(states: States, events: Sequence[RecordedEvent]) -> States:
-    """Tasks and their versions, keyed by (tenant, task), after more events."""
+    """Tasks, their versions and heads, keyed by (tenant, task), after more events."""
     for event in events:
         key = (event.tenant_id, event.stream_id)
-        task, _ = states.get(key, (None, 0))
-        states[key] = (evolve(task, event.decode(), event.recorded_at), event.version)
+        task = states[key][0] if key in states else None
+        states[key] = (evolve(task, event.decode(), event.recorded_at), event.version, event.hash)
     return states
 
 
@@ -167,14 +178,15 @@ async def _load_many(conn: AsyncConnection, keys: list[tuple[str, str]]) -> Stat
         conn, key_tenants=[tenant for tenant, _ in keys], key_tasks=[task for _, task in keys]
     )
     return {
-        (row["tenant_id"], row["task_id"]): (task_from_row(row), row["version"]) for row in rows
+        (row["tenant_id"], row["task_id"]): (task_from_row(row), row["version"], row["head_hash"])
+        for row in rows
     }
 
 
 def _load_many_statement() -> Compiled:
     c, keys = task_view.c, task_keys()
     return Compiled.of(
-        sa.select(c.tenant_id, c.task_id, c.version, *WIRE_COLUMNS).join_from(
+        sa.select(c.tenant_id, c.task_id, c.version, c.head_hash, *WIRE_COLUMNS).join_from(
             task_view, keys, sa.and_(c.tenant_id == keys.c.tenant_id, c.task_id == keys.c.task_id)
         )
     )

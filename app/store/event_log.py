@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -22,9 +22,18 @@ ANSWERS_KEPT = timedelta(hours=24)
 
 # The task's row travels as JSON text, whatever codec the connection has for jsonb.
 _APPEND = (
-    "SELECT append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, "
-    "$10, $11, $12, $13, $14, $15)"
+    "SELECT append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, "
+    "$11, $12, $13, $14, $15, $16)"
 )
+
+
+class Head(NamedTuple):
+    """A stream's latest version and the hash of its event there, which the stream's next
+    event chains from."""
+
+    version: int
+    # None for a stream whose head was neither given nor appended to.
+    hash: bytes | None
 
 
 class VersionConflict(Exception):
@@ -67,21 +76,25 @@ async def append(
     recorded_at: datetime,
     task: Task | None,
     answer: RecordedAnswer | None = None,
-) -> int:
-    """Append events after `expected_version` and make the task view hold `task` (None: the
-    task is deleted), recording `answer` with them; the stream's new version. VersionConflict
-    when another writer took the version first, AlreadyAnswered when the answer's key has one,
+    *,
+    head: bytes | None = None,
+) -> Head:
+    """Append events after `expected_version`, the first chained to `head` (the hash read
+    with that version; None: read here), and make the task view hold `task` (None: the task
+    is deleted), recording `answer` with them; the stream's new head. VersionConflict when
+    another writer took the version first, AlreadyAnswered when the answer's key has one,
     TenantMoving when the cell refuses the tenant's writes (app/moves.py).
     Outside a transaction, the statement is its own, and commits; inside one, it joins it."""
     version = expected_version + len(new_events)
     names = [event_type(event) for event in new_events]
     row = None if task is None else msgspec.json.encode(row_of(tenant_id, version, task)).decode()
     try:
-        await conn.execute(
+        new_head = await conn.fetchval(
             _APPEND,
             tenant_id,
             stream_id,
             expected_version,
+            head,
             names,
             [payload_version(name) for name in names],
             [msgspec.json.encode(event).decode() for event in new_events],
@@ -100,7 +113,7 @@ async def append(
         if error.constraint_name == "tenant_fences":
             raise TenantMoving(tenant_id) from error
         raise
-    return version
+    return Head(version, new_head if new_events else head)
 
 
 def _answer_arguments(answer: RecordedAnswer | None, now: datetime) -> list[Any]:

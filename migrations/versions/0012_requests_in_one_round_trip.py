@@ -193,20 +193,31 @@ def append_to_stream_sql(
     append_events: str = APPEND_EVENTS,
     after_view_write: str = "",
     after_view_delete: str = "",
+    *,
+    head: bool = False,
 ) -> str:
     """The function append_to_stream; `before_entering` runs first, as the tables' owner, the
     events are written by `append_events`, and the task view's row is written into
     `view_columns` (those of this migration's view), then `after_view_write` runs, or
-    `after_view_delete` once the row is deleted."""
+    `after_view_delete` once the row is deleted.
+
+    With `head` (migration 0030) it takes the stream's head as the caller read it with its
+    version, `previous_hash`, which `append_events` chains from into the variable `chained`;
+    the view's row keeps the new head in `head_hash`, and the function returns it."""
     view_columns = list(view_columns)
+    values = [f"r.{name}" for name in view_columns]
+    if head:
+        view_columns.append("head_hash")
+        values.append("chained")
     columns = ", ".join(view_columns)
-    from_row = ", ".join(f"r.{name}" for name in view_columns)
+    from_row = ", ".join(values)
     replace = ", ".join(f"{name} = EXCLUDED.{name}" for name in view_columns[2:])
     return f"""
         {create} FUNCTION append_to_stream(
             tenant text,
             stream text,
             expected_version integer,
+            {"previous_hash bytea," if head else ""}
             event_types text[],
             payload_versions smallint[],
             payloads text[],
@@ -219,8 +230,9 @@ def append_to_stream_sql(
             answer_body bytea,
             answer_etag text,
             answers_kept_after timestamptz
-        ) RETURNS void
+        ) RETURNS {"bytea" if head else "void"}
         LANGUAGE plpgsql AS $$
+        {"DECLARE chained bytea;" if head else ""}
         BEGIN
             {before_entering}
             {ENTER_TENANT}
@@ -261,6 +273,7 @@ def append_to_stream_sql(
                         CONSTRAINT = 'idempotency_records_pkey';
                 END IF;
             END IF;
+            {"RETURN chained;" if head else ""}
         END
         $$
     """

@@ -43,39 +43,36 @@ def upgrade() -> None:
     _fill_bodies(op.get_bind())
     op.execute("ALTER TABLE task_view ALTER COLUMN body SET NOT NULL")
     op.execute("DROP FUNCTION tenant_task(text, text)")
-    op.execute(f"""
-        CREATE FUNCTION tenant_task(tenant text, task text)
-        RETURNS TABLE (version integer, body text)
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            {_migration("0012_requests_in_one_round_trip").ENTER_TENANT}
-            RETURN QUERY
-                SELECT v.version, v.body FROM task_view v
-                 WHERE v.tenant_id = tenant AND v.task_id = task;
-        END
-        $$
-    """)
+    op.execute(tenant_task_sql(ANSWER_COLUMNS))
     _append_to_stream(with_body=True)
 
 
 def downgrade() -> None:
     _append_to_stream(with_body=False)
     op.execute("DROP FUNCTION tenant_task(text, text)")
-    rounds = _migration("0012_requests_in_one_round_trip")
-    declared = ", ".join(f"{name} {type_}" for name, type_ in rounds.VIEW_COLUMNS.items())
-    selected = ", ".join(f"v.{name}" for name in rounds.VIEW_COLUMNS)
-    op.execute(f"""
+    op.execute(tenant_task_sql(_migration("0012_requests_in_one_round_trip").VIEW_COLUMNS))
+    op.execute("ALTER TABLE task_view DROP COLUMN body")
+
+
+# What tenant_task returns of a task's row, and their types.
+ANSWER_COLUMNS = {"version": "integer", "body": "text"}
+
+
+def tenant_task_sql(columns: dict[str, str]) -> str:
+    """The function tenant_task, returning these columns of a live task's row."""
+    declared = ", ".join(f"{name} {type_}" for name, type_ in columns.items())
+    selected = ", ".join(f"v.{name}" for name in columns)
+    return f"""
         CREATE FUNCTION tenant_task(tenant text, task text) RETURNS TABLE ({declared})
         LANGUAGE plpgsql AS $$
         BEGIN
-            {rounds.ENTER_TENANT}
+            {_migration("0012_requests_in_one_round_trip").ENTER_TENANT}
             RETURN QUERY
                 SELECT {selected} FROM task_view v
                  WHERE v.tenant_id = tenant AND v.task_id = task;
         END
         $$
-    """)
-    op.execute("ALTER TABLE task_view DROP COLUMN body")
+    """
 
 
 def _append_to_stream(*, with_body: bool) -> None:

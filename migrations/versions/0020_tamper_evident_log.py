@@ -206,11 +206,15 @@ def _migration(name: str) -> Any:
 
 
 def append_to_stream_sql(
-    append_events: str, after_view_write: str = "", after_view_delete: str = ""
+    append_events: str,
+    after_view_write: str = "",
+    after_view_delete: str = "",
+    *,
+    head: bool = False,
 ) -> str:
     """append_to_stream as migration 0018 left it, its events written by `append_events`,
     doing `after_view_write` once it has written the task view's row and `after_view_delete`
-    once it has deleted it."""
+    once it has deleted it (`head`: as migration 0012's template takes it)."""
     rounds = _migration("0012_requests_in_one_round_trip")
     return rounds.append_to_stream_sql(
         "CREATE OR REPLACE",
@@ -219,6 +223,7 @@ def append_to_stream_sql(
         append_events,
         after_view_write,
         after_view_delete,
+        head=head,
     )
 
 

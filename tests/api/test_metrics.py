@@ -199,7 +199,7 @@ async def test_a_command_that_meets_a_version_it_did_not_read_counts_a_conflict_
     async with tenant_transaction(db.pool, tenant.tenant_id) as outside:
         found = await task_view.load(outside, tenant.tenant_id, task_id)
         assert found is not None
-        task, version = found
+        task, version, _head = found
         now = clock.now()
         new_events = decide(retitle("outside"), task, now)
         await event_log.append(

@@ -764,7 +764,8 @@ async def test_an_event_stored_in_payload_version_1_still_replays(
     assert decoded.task == expected
 
     await rebuild(engine, TASK_VIEW, no_progress)
-    assert await task_view.load(db.pool, tenant_id, task_id) == (expected, 1)
+    loaded = await task_view.load(db.pool, tenant_id, task_id)
+    assert loaded is not None and (loaded.task, loaded.version) == (expected, 1)
     assert await verify(engine, TASK_VIEW) == []
 
     # The task lives on: commands build on it and the rollups count it.

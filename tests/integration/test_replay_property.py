@@ -191,7 +191,7 @@ async def assert_replay_matches_view(db: Database, tenant_id: str, task_id: str)
         assert row is None
         return
     assert row is not None
-    task, version = row
+    task, version, _head = row
     assert task == replayed
     assert version == len(history)
 

@@ -19,10 +19,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import service
+from app import clock, service
 from app.cli import main
 from app.database import Database, create_engine, open_database
-from projections import runner
+from app.service import Caller
+from app.store import event_log
+from domain.decide import decide
+from domain.evolve import evolve
+from projections import runner, task_view
 from projections.log_digest import LOG_DIGEST
 from tests.database import migrated_database
 from tests.integration.projection_support import caught_up, create, new_caller, wait_until
@@ -318,6 +322,94 @@ async def test_an_insert_that_gives_no_hash_is_chained_by_the_database(
         )
     await digest_the_log(engine)
 
+    assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
+
+
+async def heads(engine: AsyncEngine, tenant_id: str) -> dict[str, tuple[bytes, bytes]]:
+    """Each live task's head as its view row keeps it, beside its latest event's hash."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text("""
+                SELECT v.task_id, v.head_hash, e.hash FROM task_view v
+                  JOIN events e ON e.tenant_id = v.tenant_id AND e.stream_id = v.task_id
+                               AND e.stream_version = v.version
+                 WHERE v.tenant_id = :tenant
+            """),
+            {"tenant": tenant_id},
+        )
+        return {row.task_id: (row.head_hash, row.hash) for row in rows}
+
+
+async def test_a_commands_head_is_its_tasks_latest_event(
+    db: Database, engine: AsyncEngine, tampered_database_url: str
+) -> None:
+    tenant_id, _ = await tenant_with_history(db, engine, "heads")
+
+    kept = await heads(engine, tenant_id)
+
+    assert len(kept) == 2
+    assert all(head == latest for head, latest in kept.values())
+    assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
+
+
+async def task_in_progress(db: Database, engine: AsyncEngine, name: str) -> tuple[Caller, str]:
+    """A new tenant's caller, and its task of two events."""
+    caller = await new_caller(engine, name)
+    created = await create(db, caller, title="First")
+    assert created.task is not None
+    await service.run(db, caller, created.task.id, patch({"status": "in_progress"}))
+    return caller, created.task.id
+
+
+async def test_an_append_given_no_head_chains_from_the_one_it_reads(
+    db: Database, engine: AsyncEngine, tampered_database_url: str
+) -> None:
+    caller, task_id = await task_in_progress(db, engine, "headless")
+    tenant_id = caller.principal.tenant_id
+    current = await task_view.load(db.pool, tenant_id, task_id)
+    assert current is not None
+    now = clock.now()
+    new_events = decide(patch({"title": "Renamed"}), current.task, now)
+
+    appended = await event_log.append(
+        db.pool,
+        tenant_id,
+        task_id,
+        current.version,
+        new_events,
+        {},
+        now,
+        evolve(current.task, new_events[0], now),
+    )
+    await digest_the_log(engine)
+
+    assert (await heads(engine, tenant_id))[task_id] == (appended.hash, appended.hash)
+    assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
+
+
+async def test_a_stale_head_is_refused_with_its_version(
+    db: Database, engine: AsyncEngine, tampered_database_url: str
+) -> None:
+    caller, task_id = await task_in_progress(db, engine, "stale")
+    tenant_id = caller.principal.tenant_id
+    current = await task_view.load(db.pool, tenant_id, task_id)
+    assert current is not None
+    await service.run(db, caller, task_id, patch({"title": "Moved on"}))
+    now = clock.now()
+    new_events = decide(patch({"title": "Stale"}), current.task, now)
+
+    with pytest.raises(event_log.VersionConflict):
+        await event_log.append(
+            db.pool,
+            tenant_id,
+            task_id,
+            current.version,
+            new_events,
+            {},
+            now,
+            evolve(current.task, new_events[0], now),
+            head=current.head,
+        )
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
 
 
