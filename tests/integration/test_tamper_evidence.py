@@ -361,6 +361,24 @@ async def task_in_progress(db: Database, engine: AsyncEngine, name: str) -> tupl
     return caller, created.task.id
 
 
+async def retitled(
+    db: Database,
+    tenant_id: str,
+    task_id: str,
+    current: task_view.Current,
+    title: str,
+    *,
+    head: bytes | None,
+) -> event_log.Head:
+    """The task, read as `current`, retitled by an append of the test's own, given `head`."""
+    now = clock.now()
+    new_events = decide(patch({"title": title}), current.task, now)
+    task = evolve(current.task, new_events[0], now)
+    return await event_log.append(
+        db.pool, tenant_id, task_id, current.version, new_events, {}, now, task, head=head
+    )
+
+
 async def test_an_append_given_no_head_chains_from_the_one_it_reads(
     db: Database, engine: AsyncEngine, tampered_database_url: str
 ) -> None:
@@ -368,19 +386,8 @@ async def test_an_append_given_no_head_chains_from_the_one_it_reads(
     tenant_id = caller.principal.tenant_id
     current = await task_view.load(db.pool, tenant_id, task_id)
     assert current is not None
-    now = clock.now()
-    new_events = decide(patch({"title": "Renamed"}), current.task, now)
 
-    appended = await event_log.append(
-        db.pool,
-        tenant_id,
-        task_id,
-        current.version,
-        new_events,
-        {},
-        now,
-        evolve(current.task, new_events[0], now),
-    )
+    appended = await retitled(db, tenant_id, task_id, current, "Renamed", head=None)
     await digest_the_log(engine)
 
     assert (await heads(engine, tenant_id))[task_id] == (appended.hash, appended.hash)
@@ -395,21 +402,9 @@ async def test_a_stale_head_is_refused_with_its_version(
     current = await task_view.load(db.pool, tenant_id, task_id)
     assert current is not None
     await service.run(db, caller, task_id, patch({"title": "Moved on"}))
-    now = clock.now()
-    new_events = decide(patch({"title": "Stale"}), current.task, now)
 
     with pytest.raises(event_log.VersionConflict):
-        await event_log.append(
-            db.pool,
-            tenant_id,
-            task_id,
-            current.version,
-            new_events,
-            {},
-            now,
-            evolve(current.task, new_events[0], now),
-            head=current.head,
-        )
+        await retitled(db, tenant_id, task_id, current, "Stale", head=current.head)
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
 
 
