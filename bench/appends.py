@@ -177,6 +177,7 @@ def _migration(name: str) -> Any:
 
 
 _HEAD_GIVEN = _migration("0030_command_knows_its_head")
+
 # Before the chain (migration 0012's insert), with a constant hash so that its rows are as
 # wide as a chained event's: the difference is what chaining costs, the head given or read.
 _UNCHAINED_EVENTS = f"""

@@ -125,8 +125,10 @@ def checkpoint_of(event: RecordedEvent) -> Checkpoint:
     return Checkpoint(event.transaction_id, event.position)
 
 
-def as_xid8(transaction_id: int) -> sa.ColumnElement[int]:
-    return sa.cast(sa.cast(str(transaction_id), sa.Text), XID8)
+def as_xid8(transaction_id: int | sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """A transaction id, or an expression of one, as xid8 (which casts from text only)."""
+    given = str(transaction_id) if isinstance(transaction_id, int) else transaction_id
+    return sa.cast(sa.cast(given, sa.Text), XID8)
 
 
 def after(checkpoint: Checkpoint) -> sa.ColumnElement[bool]:

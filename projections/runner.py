@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.driver import Compiled, driver_connection, value
-from projections.log import Checkpoint, RecordedEvent, checkpoint_of, read_after
-from projections.tables import XID8, projection_checkpoints
+from projections.log import Checkpoint, RecordedEvent, as_xid8, checkpoint_of, read_after
+from projections.tables import projection_checkpoints
 from store.channels import EVENTS_APPENDED
 
 BATCH_SIZE = 500
@@ -91,7 +91,7 @@ def _save_checkpoint_statement() -> Compiled:
     # when batches are small, as they are under a steady load.
     statement = insert(projection_checkpoints).values(
         projection=value("projection"),
-        transaction_id=value("transaction_id", sa.BigInteger).cast(sa.Text).cast(XID8),
+        transaction_id=as_xid8(value("transaction_id", sa.BigInteger())),
         global_position=value("position"),
         updated_at=sa.func.now(),
     )

@@ -352,60 +352,61 @@ async def test_a_commands_head_is_its_tasks_latest_event(
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
 
 
-async def task_in_progress(db: Database, engine: AsyncEngine, name: str) -> tuple[Caller, str]:
-    """A new tenant's caller, and its task of two events."""
+async def task_in_progress(
+    db: Database, engine: AsyncEngine, name: str
+) -> tuple[Caller, task_view.Current]:
+    """A new tenant's caller, and its task of two events as a command reads it."""
     caller = await new_caller(engine, name)
     created = await create(db, caller, title="First")
     assert created.task is not None
     await service.run(db, caller, created.task.id, patch({"status": "in_progress"}))
-    return caller, created.task.id
+    current = await task_view.load(db.pool, caller.principal.tenant_id, created.task.id)
+    assert current is not None
+    return caller, current
 
 
 async def retitled(
-    db: Database,
-    tenant_id: str,
-    task_id: str,
-    current: task_view.Current,
-    title: str,
-    *,
-    head: bytes | None,
+    db: Database, caller: Caller, current: task_view.Current, title: str, *, head: bytes | None
 ) -> event_log.Head:
     """The task, read as `current`, retitled by an append of the test's own, given `head`."""
     now = clock.now()
     new_events = decide(patch({"title": title}), current.task, now)
     task = evolve(current.task, new_events[0], now)
     return await event_log.append(
-        db.pool, tenant_id, task_id, current.version, new_events, {}, now, task, head=head
+        db.pool,
+        caller.principal.tenant_id,
+        current.task.id,
+        current.version,
+        new_events,
+        {},
+        now,
+        task,
+        head=head,
     )
 
 
 async def test_an_append_given_no_head_chains_from_the_one_it_reads(
     db: Database, engine: AsyncEngine, tampered_database_url: str
 ) -> None:
-    caller, task_id = await task_in_progress(db, engine, "headless")
+    caller, current = await task_in_progress(db, engine, "headless")
     tenant_id = caller.principal.tenant_id
-    current = await task_view.load(db.pool, tenant_id, task_id)
-    assert current is not None
 
-    appended = await retitled(db, tenant_id, task_id, current, "Renamed", head=None)
+    appended = await retitled(db, caller, current, "Renamed", head=None)
     await digest_the_log(engine)
 
-    assert (await heads(engine, tenant_id))[task_id] == (appended.hash, appended.hash)
+    assert (await heads(engine, tenant_id))[current.task.id] == (appended.hash, appended.hash)
     assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
 
 
 async def test_a_stale_head_is_refused_with_its_version(
     db: Database, engine: AsyncEngine, tampered_database_url: str
 ) -> None:
-    caller, task_id = await task_in_progress(db, engine, "stale")
-    tenant_id = caller.principal.tenant_id
-    current = await task_view.load(db.pool, tenant_id, task_id)
-    assert current is not None
-    await service.run(db, caller, task_id, patch({"title": "Moved on"}))
+    caller, current = await task_in_progress(db, engine, "stale")
+    await service.run(db, caller, current.task.id, patch({"title": "Moved on"}))
 
     with pytest.raises(event_log.VersionConflict):
-        await retitled(db, tenant_id, task_id, current, "Stale", head=current.head)
-    assert (await verify(tampered_database_url, tenant_id)).exit_code == 0
+        await retitled(db, caller, current, "Stale", head=current.head)
+    assert (await verify(tampered_database_url, caller.principal.tenant_id)).exit_code == 0
 
 
 # The content the README defines an event's hash over, computed as it reads.
