@@ -256,10 +256,11 @@ class RollupProjector:
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[RecordedEvent]) -> None:
         keys = sorted({(event.tenant_id, event.stream_id) for event in batch})
-        fold = Fold(facts=await load_facts(conn, keys), deltas={}, names={})
+        stored = await load_facts(conn, keys)
+        fold = Fold(facts=dict(stored), deltas={}, names={})
         for event in batch:
             fold.add(event)
-        await _write_facts(conn, fold.facts)
+        await _write_facts(conn, moved_facts(stored, fold.facts))
         await _write_deltas(conn, fold.deltas)
         await _write_history(conn, fold.history)
         await _write_names(conn, fold.names)
@@ -350,6 +351,15 @@ def _load_facts_statement() -> Compiled:
 
 
 _LOAD_FACTS = _load_facts_statement()
+
+
+def moved_facts(
+    stored: dict[TaskKey, TaskFacts | None], facts: dict[TaskKey, TaskFacts | None]
+) -> dict[TaskKey, TaskFacts | None]:
+    """The facts a batch moved away from those stored (a task with no row is stored as None).
+    Most commands move none (a new title, a tag, a claim): writing their rows anyway gave each
+    a new row version, and its WAL, in every batch."""
+    return {key: value for key, value in facts.items() if stored.get(key) != value}
 
 
 async def _write_facts(conn: AsyncConnection, facts: dict[TaskKey, TaskFacts | None]) -> None:

@@ -39,6 +39,7 @@ from projections.tables import (
     events,
     key_columns,
     owner_names,
+    rollup_tasks,
     task_totals,
     tasks_by_created_day,
 )
@@ -62,7 +63,7 @@ from tests.integration.projection_support import (
     write_history,
 )
 from tests.tenant_connection import tenant_connection
-from tests.unit.tasks import complete, patch, reassign
+from tests.unit.tasks import complete, patch, reassign, snooze
 
 WRITERS = 32
 
@@ -644,6 +645,39 @@ async def test_a_task_that_leaves_its_owner_unnamed_keeps_the_name_given_before(
     await rebuild(engine, ROLLUPS, no_progress)
     assert await owner_name(engine, caller.principal.tenant_id, "u-2") == "Bo"
     assert await verify(engine, ROLLUPS) == []
+
+
+async def test_a_task_s_facts_row_is_written_only_by_the_events_that_move_them(
+    db: Database,
+    engine: AsyncEngine,
+) -> None:
+    caller = await new_caller(engine, "unmoved-facts")
+    created = await create(db, caller, ownerId="u-1")
+    assert created.task is not None
+    task_id = created.task.id
+    await catch_up(engine, ROLLUPS)
+    written = await facts_row_version(engine, caller.principal.tenant_id, task_id)
+
+    await service.run(db, caller, task_id, patch({"title": "Renamed", "tags": ["vip"]}))
+    await catch_up(engine, ROLLUPS)
+    assert await facts_row_version(engine, caller.principal.tenant_id, task_id) == written
+
+    await service.run(db, caller, task_id, snooze(clock.now() + timedelta(days=3)))
+    await catch_up(engine, ROLLUPS)
+    assert await facts_row_version(engine, caller.principal.tenant_id, task_id) != written
+    assert await verify(engine, ROLLUPS) == []
+
+
+async def facts_row_version(engine: AsyncEngine, tenant_id: str, task_id: str) -> str:
+    """The transaction that wrote the task's rollup_tasks row as it stands."""
+    async with engine.connect() as conn:
+        version = await conn.scalar(
+            sa.select(sa.literal_column("xmin::text")).where(
+                rollup_tasks.c.tenant_id == tenant_id, rollup_tasks.c.task_id == task_id
+            )
+        )
+    assert version is not None
+    return str(version)
 
 
 async def owner_name(engine: AsyncEngine, tenant_id: str, owner_id: str) -> str | None:
