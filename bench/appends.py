@@ -21,7 +21,7 @@ import msgspec
 from app.ids import new_id
 from app.store import event_log
 from bench.cpu import Meter, Postgres, own_cpu_seconds
-from bench.database import connect, wait_for_connections
+from bench.database import connect, wait_for_connections, wait_until_idle
 from bench.dataset import task_command
 from bench.load import LoadResult
 from domain import decide
@@ -217,6 +217,9 @@ def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost
                 # other's load (its autovacuum, its checkpoint's writes).
                 for events in (chained, _UNCHAINED_EVENTS)[:: 1 if round_ % 2 else -1]:
                     asyncio.run(_replace_append(database_url, events))
+                    # Not while autovacuum works through what the round before (or the
+                    # load before the first) left: it would weigh on one variant's round.
+                    asyncio.run(wait_until_idle(database_url, runners=False))
                     asyncio.run(wait_for_connections(database_url, concurrency))
                     rate = asyncio.run(
                         event_store_rate(
