@@ -115,7 +115,12 @@ def _matches(criteria: tuple[str, ...], sort: str | None = None) -> Any:
     with its id and the columns the criteria test and `sort` sorts on, no more: the function
     holds every match in memory before the statement reads them."""
     tested = _match_conditions(criteria, _ALL_MATCH_COLUMNS)
-    used = {e.name for e in visitors.iterate(sa.and_(*tested)) if isinstance(e, ColumnClause)}
+    used = {
+        e.name
+        for condition in tested
+        for e in visitors.iterate(condition)
+        if isinstance(e, ColumnClause)
+    }
     if sort is not None:
         used.add(SORT_COLUMNS[sort].name)
     names = ["task_id", *(name for name in MATCH_COLUMNS if name in used)]
