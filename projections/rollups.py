@@ -260,7 +260,7 @@ class RollupProjector:
         fold = Fold(facts=dict(stored), deltas={}, names={})
         for event in batch:
             fold.add(event)
-        await _write_facts(conn, moved_facts(stored, fold.facts))
+        await _write_facts(conn, _moved_facts(stored, fold.facts))
         await _write_deltas(conn, fold.deltas)
         await _write_history(conn, fold.history)
         await _write_names(conn, fold.names)
@@ -353,7 +353,7 @@ def _load_facts_statement() -> Compiled:
 _LOAD_FACTS = _load_facts_statement()
 
 
-def moved_facts(
+def _moved_facts(
     stored: dict[TaskKey, TaskFacts | None], facts: dict[TaskKey, TaskFacts | None]
 ) -> dict[TaskKey, TaskFacts | None]:
     """The facts a batch moved away from those stored (a task with no row is stored as None).

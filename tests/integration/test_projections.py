@@ -652,19 +652,20 @@ async def test_a_task_s_facts_row_is_written_only_by_the_events_that_move_them(
     engine: AsyncEngine,
 ) -> None:
     caller = await new_caller(engine, "unmoved-facts")
+    tenant_id = caller.principal.tenant_id
     created = await create(db, caller, ownerId="u-1")
     assert created.task is not None
     task_id = created.task.id
     await catch_up(engine, ROLLUPS)
-    written = await facts_row_version(engine, caller.principal.tenant_id, task_id)
+    written = await facts_row_version(engine, tenant_id, task_id)
 
     await service.run(db, caller, task_id, patch({"title": "Renamed", "tags": ["vip"]}))
     await catch_up(engine, ROLLUPS)
-    assert await facts_row_version(engine, caller.principal.tenant_id, task_id) == written
+    assert await facts_row_version(engine, tenant_id, task_id) == written
 
     await service.run(db, caller, task_id, snooze(clock.now() + timedelta(days=3)))
     await catch_up(engine, ROLLUPS)
-    assert await facts_row_version(engine, caller.principal.tenant_id, task_id) != written
+    assert await facts_row_version(engine, tenant_id, task_id) != written
     assert await verify(engine, ROLLUPS) == []
 
 
