@@ -77,11 +77,17 @@ def refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except TimeoutError:
+        # Not answered within the second: not accepted, and not refused yet either (a
+        # connection attempt that meets the listening socket as it closes is dropped, and
+        # retried a second later). The caller looks again.
+        return False
     return False
 
 
 async def until_refused(port: int, seconds: float = 5) -> None:
-    for _ in range(int(seconds / 0.01)):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         if refused(port):
             return
         await asyncio.sleep(0.01)
