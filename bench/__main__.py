@@ -32,6 +32,7 @@ from bench.latency import latency_rows, one_connection, search_totals
 from bench.load import LoadResult, ensure_wrk
 from bench.open_loop import open_loop_loads, open_loop_rows
 from bench.plan import FULL, QUICK, Plan
+from bench.postgres import benchmark_server
 from bench.rate_limit_slices import rate_limit_slices, slices_row
 from bench.relay import relay_rows
 from bench.report import Row, cpu_table, number, say, table
@@ -88,7 +89,7 @@ def main() -> None:
 
 def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path | None) -> Results:
     results = Results()
-    with throwaway_database() as url:
+    with benchmark_server() as server, throwaway_database(server) as url:
         say(
             f"database ready; loading {plan.list_tasks:,} + {plan.stats_tasks:,} + "
             f"{plan.command_tasks:,} tasks"
@@ -119,6 +120,7 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
         say("loaded; rebuilding every projection")
         rebuilds = asyncio.run(_rebuild_rates(url))
         asyncio.run(_analyze(url))
+        say(f"the database holds {asyncio.run(_size(url))}")
         if explain is not None:
             say(f"EXPLAIN ANALYZE of the reads into {explain}")
             explain.write_text(asyncio.run(explain_reads(url, lists.tenant_id, stats.tenant_id)))
@@ -344,6 +346,17 @@ async def _analyze(url: str) -> None:
     conn = await connect(url)
     try:
         await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def _size(url: str) -> str:
+    conn = await connect(url)
+    try:
+        size: str = await conn.fetchval(
+            "SELECT pg_size_pretty(pg_database_size(current_database()))"
+        )
+        return size
     finally:
         await conn.close()
 

@@ -1,5 +1,5 @@
-"""A throwaway database on the server of BENCH_DATABASE_URL, migrated and given its tenants by
-the real `tasks-api` commands, and dropped afterwards."""
+"""A throwaway database on the benchmark's server (bench.postgres), migrated and given its
+tenants by the real `tasks-api` commands, and dropped afterwards."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 
 from app.background import FOLLOWERS
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
 # checked on every request as in production but never refuses one.
 RATE_LIMIT = 1_000_000_000
@@ -54,10 +53,6 @@ async def connect(database_url: str) -> asyncpg.Connection:
 def tasks_api() -> str:
     """The `tasks-api` command installed beside this interpreter."""
     return str(Path(sys.executable).with_name("tasks-api"))
-
-
-def server_url() -> str:
-    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
 
 
 def cli(database_url: str, *args: str, settings: dict[str, str] | None = None) -> str:
@@ -98,9 +93,9 @@ def create_tenants(
 
 
 @contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A new database on the benchmark's server, migrated; dropped when the block ends."""
-    server = make_url(server_url())
+def throwaway_database(server_url: str) -> Iterator[str]:
+    """A new database on the server at `server_url`, migrated; dropped when the block ends."""
+    server = make_url(server_url)
     name = f"tasks_bench_{os.getpid()}"
     admin = server.render_as_string(hide_password=False)
     _run_sql(admin, f'CREATE DATABASE "{name}"')
