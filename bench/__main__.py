@@ -37,7 +37,7 @@ from bench.rate_limit_slices import rate_limit_slices, slices_row
 from bench.relay import relay_rows
 from bench.report import Row, cpu_table, number, say, table
 from bench.requests import Keys, paced_creates, paced_gets, request_files
-from bench.saturation import raw_insert_ceiling, saturation_round, saturation_rows
+from bench.saturation import saturation_round, saturation_rows
 from bench.server import api_server, bare_server, serving
 from projections.rebuild import count_events, rebuild
 from projections.registry import PROJECTORS
@@ -137,7 +137,6 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
         # The second process the rate limit slices are leased by.
         second = api_server(url, 1, scratch / "second.log", run_projections=False)
         with serving(bare):
-            raw_insert = raw_insert_ceiling(plan, url, postgres)
             say(f"starting tasks-api serve --workers {workers}, and a second")
             with serving(api, second):
                 # The log loaded and the appends measured above are new to the runners; what
@@ -148,9 +147,7 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
                 latency = one_connection(plan, api, url, postgres, files, keys)
                 totals = search_totals(api, lists.api_key, loaded[lists.tenant_id])
                 say("saturation, rate limits counted in PostgreSQL")
-                in_postgres = saturation_round(
-                    plan, api, bare, url, postgres, files, keys, 0, raw_insert
-                )
+                in_postgres = saturation_round(plan, api, bare, url, postgres, files, keys, 0)
                 open_loop = open_loop_loads(
                     plan,
                     api,
@@ -173,15 +170,12 @@ def run(plan: Plan, workers: int, redis_url: str, scratch: Path, explain: Path |
                         asyncio.run(projection_lag(url, tenant.tenant_id, rate, plan.lag_seconds))
                     )
                 peak_rss = api.peak_worker_rss()
-            raw_insert = raw_insert_ceiling(plan, url, postgres)
             api = api_server(url, workers, scratch / "server-redis.log", redis_url)
             second = api_server(url, 1, scratch / "second-redis.log", redis_url, False)
             say(f"starting both again with REDIS_URL={redis_url}")
             with serving(api, second):
                 say("saturation, rate limits counted in Redis")
-                in_redis = saturation_round(
-                    plan, api, bare, url, postgres, files, keys, 1, raw_insert
-                )
+                in_redis = saturation_round(plan, api, bare, url, postgres, files, keys, 1)
                 say("rate limit slices, counted in Redis")
                 slices_in_redis = rate_limit_slices(
                     plan, [api, second], slicing[1], url, postgres, scratch / "slices-redis.json"
