@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import msgspec
 from litestar import Request
 
 from app.http.errors import validation_error
@@ -25,5 +26,15 @@ def requested(
         return None
     if not 1 <= len(key) <= KEY_MAX:
         raise validation_error([f"Idempotency-Key: must be 1 to {KEY_MAX} characters"])
-    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).digest()
-    return IdempotentRequest(tenant_id, key, digest)
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + _canonical(body))
+    return IdempotentRequest(tenant_id, key, digest.digest())
+
+
+def _canonical(body: bytes) -> bytes:
+    """The body as compact JSON with its keys sorted: a retry that serialises the same request
+    again, in another key order or spacing, asks for the same thing. A body that is no JSON is
+    refused before any answer is recorded; it stays as it came."""
+    try:
+        return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
+    except msgspec.DecodeError:
+        return body

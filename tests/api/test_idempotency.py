@@ -94,6 +94,23 @@ async def test_the_same_key_with_another_body_is_a_conflict(
     assert other.json()["error"]["code"] == "ConflictError"
 
 
+async def test_a_retry_serialised_again_is_the_same_request(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    headers = {**with_key(tenant, "reserialised"), "Content-Type": "application/json"}
+    first = await client.post(
+        "/v1/tasks", content=b'{"title":"A","priority":"high"}', headers=headers
+    )
+
+    retry = await client.post(
+        "/v1/tasks", content=b'{ "priority": "high",\n  "title": "A" }', headers=headers
+    )
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+
+
 async def test_the_same_key_on_another_endpoint_is_a_conflict(
     client: AsyncTestClient, tenant: Tenant
 ) -> None:
