@@ -43,7 +43,7 @@ from app.settings import (
     load_settings,
     mask_password,
 )
-from domain.commands import parse_instant
+from domain.commands import parse_instant, parse_instant_or_day
 from projections.projector import Projector
 from projections.registry import PROJECTORS
 from store.pool import plain_url
@@ -731,13 +731,18 @@ def import_events(file: BinaryIO, tenant_name: str | None, cell_name: str | None
 @audit.command("replay")
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--task", "task_id", required=True)
-@click.option("--at", "moment", required=True, help="RFC 3339 time, with its offset.")
+@click.option(
+    "--at",
+    "moment",
+    required=True,
+    help="RFC 3339 time with its offset, or a date (its first instant, UTC), as ?asOf= takes.",
+)
 def replay_task(tenant_id: str, task_id: str, moment: str) -> None:
     """The task as it stood at a moment, as JSON. Exits 1 saying why there was none: the
     tenant has no such task, it was not created yet, or it had been deleted."""
     from app.audit import task_at
 
-    at = _time_option("--at", moment)
+    at = _time_option("--at", moment, parse_instant_or_day)
     assert at is not None
 
     with _database(_settings(), migrate=False) as database:
@@ -842,11 +847,13 @@ def _projectors(names: tuple[str, ...]) -> list[Projector]:
     return [PROJECTORS[name] for name in names] if names else list(PROJECTORS.values())
 
 
-def _time_option(name: str, value: str | None) -> datetime | None:
+def _time_option(
+    name: str, value: str | None, parse: Callable[[str, str], datetime] = parse_instant
+) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant(value, name)
+        return parse(value, name)
     except ValueError as problem:
         raise click.BadParameter(str(problem)) from None
 

@@ -6,7 +6,7 @@ and their limits are those of the reference's Input Constraints table.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 import msgspec
@@ -204,6 +204,16 @@ def parse_instant(value: Any, name: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{name} must give its offset from UTC (Z or +hh:mm)")
     return in_calendar(moment, name)
+
+
+def parse_instant_or_day(value: str, name: str) -> datetime:
+    """An RFC 3339 date-time with its offset, as parse_instant reads it, or a date alone:
+    its first instant, UTC. Raises ValueError naming `name` otherwise."""
+    try:
+        day = msgspec.convert(value, date)
+    except msgspec.ValidationError:
+        return parse_instant(value, name)
+    return in_calendar(datetime.combine(day, time(), tzinfo=UTC), name)
 
 
 def in_calendar(moment: datetime, name: str) -> datetime:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -22,7 +21,7 @@ from app import clock
 from app.http.auth import caller_of
 from app.http.errors import validation_error
 from app.http.wire import TaskPage
-from domain.commands import in_calendar, parse_instant
+from domain.commands import parse_instant_or_day
 from domain.task import Priority, Status, Task
 from projections import queries
 
@@ -78,13 +77,7 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        day = msgspec.convert(value, date)
-    except msgspec.ValidationError:
-        day = None
-    try:
-        if day is None:
-            return parse_instant(value, name)
-        return in_calendar(datetime.combine(day, time(), tzinfo=UTC), name)
+        return parse_instant_or_day(value, name)
     except ValueError as problem:
         raise validation_error([str(problem)]) from None
 

@@ -310,7 +310,10 @@ class TaskController(OptionsFirst):
         request: Request[Any, Any, State],
         task_id: TaskId,
         as_of: Annotated[
-            str | None, time_parameter("asOf", "The task as it stood at this time")
+            str | None,
+            time_parameter(
+                "asOf", "The task as it stood at this time (a date alone: its first instant, UTC)"
+            ),
         ] = None,
     ) -> ASGIApp:
         """The task, with its version as the ETag; 304 when `If-None-Match` names it. With

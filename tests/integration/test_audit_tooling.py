@@ -172,3 +172,33 @@ async def test_replay_tells_apart_not_created_yet_deleted_and_no_such_task(
     no_tenant = await replay(task_id, completed, tenant="6b0000000000000000000001")
     assert no_tenant.exit_code == 1
     assert "no tenant has the id 6b0000000000000000000001" in no_tenant.stderr
+
+
+async def test_replay_takes_a_date_alone_as_its_first_instant_utc_as_as_of_does(
+    db: Database, engine: AsyncEngine, tooling_database_url: str
+) -> None:
+    caller = await new_caller(engine, "replayed-by-day")
+    created = await create(db, caller, title="Replayed by day")
+    assert created.task is not None
+    task_id = created.task.id
+    (born,) = await recorded(engine, task_id)
+    day = born.date()
+
+    async def replay(at: str) -> Result:
+        return await cli(
+            tooling_database_url,
+            *("audit", "replay", "--tenant", caller.principal.tenant_id, "--task", task_id),
+            *("--at", at),
+        )
+
+    next_day = await replay((day + timedelta(days=1)).isoformat())
+    assert next_day.exit_code == 0, next_day.output
+    assert json.loads(next_day.stdout)["title"] == "Replayed by day"
+
+    same_day = await replay(day.isoformat())
+    assert same_day.exit_code == 1
+    assert f"was not created yet at {day.isoformat()}T00:00:00Z" in same_day.stderr
+
+    local = await replay(f"{day.isoformat()}T12:00:00")
+    assert local.exit_code == 2
+    assert "--at must give its offset from UTC" in local.stderr
