@@ -31,7 +31,7 @@ class Status(StrEnum):
 
 
 class Priority(StrEnum):
-    """Declared from least to most urgent: the order is the sort order."""
+    """From least to most urgent: low, normal, high, urgent; lists sort in this order."""
 
     LOW = "low"
     NORMAL = "normal"

@@ -99,7 +99,10 @@ RESPONSE_HEADERS = {
     ),
     RATE_LIMIT: OpenAPIHeader(
         schema=_text(r'^"[a-z-]+";r=[0-9]+;t=[0-9]+$', examples=['"tenant";r=299;t=61']),
-        description="`r` requests left in the window, `t` seconds until one more is allowed",
+        description=(
+            "`r` requests left in the window, `t` seconds until the oldest request it counts"
+            " leaves it (its unit of the quota is free again)"
+        ),
     ),
     RETRY_AFTER: OpenAPIHeader(
         schema=_text("^[0-9]+$", examples=["12"]), description="Seconds to wait before a retry"

@@ -11,6 +11,7 @@ from app.http.errors import describe_decode_error, validation_error
 from app.http.json_document import check_document, decode_command
 from app.published_events import AuditEvent
 from domain.task import Task
+from projections.figures import AGENT_PERFORMANCE_MAX
 
 T = TypeVar("T")
 
@@ -74,6 +75,16 @@ AverageHours = Annotated[
 ]
 
 
+AgentsRanked = Annotated[
+    list[AgentPerformance],
+    msgspec.Meta(
+        max_length=AGENT_PERFORMANCE_MAX,
+        description="Each owner of tasks counted, most tasks first, then by `agentId`: at most "
+        f"the first {AGENT_PERFORMANCE_MAX:,} (`totalTasks` counts every task).",
+    ),
+]
+
+
 class TaskAnalytics(msgspec.Struct, rename="camel"):
     total_tasks: int
     completed_tasks: int
@@ -81,7 +92,7 @@ class TaskAnalytics(msgspec.Struct, rename="camel"):
     avg_completion_time: AverageHours | None
     status_distribution: dict[str, int]
     priority_distribution: dict[str, int]
-    agent_performance: list[AgentPerformance]
+    agent_performance: AgentsRanked
 
 
 class EventPage(msgspec.Struct):
