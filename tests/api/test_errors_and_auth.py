@@ -112,6 +112,19 @@ async def test_another_key_of_the_same_tenant_sees_the_same_tasks(
     assert response.json() == task
 
 
+
+async def test_blanks_around_a_header_value_are_no_part_of_it(
+    client: AsyncTestClient, tasks: TaskApi, tenant: Tenant
+) -> None:
+    task = await tasks.create()
+
+    response = await client.get(
+        f"/v1/tasks/{task['_id']}", headers={"x-tenant-api-key": f" {tenant.api_key}\t "}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == task
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
