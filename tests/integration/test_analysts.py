@@ -11,10 +11,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.asyncio
 
 # What an analyst reads; every other table and view of the schema is out of its reach.
 READABLE = {*analysts.ANALYST_TABLES, *analysts.ANALYST_VIEWS}
+ANALYTICS_PAGE = Path(__file__).parents[2] / "docs" / "analytics.md"
 NEVER_READABLE = {"api_keys", "idempotency_records", "rate_limit_counts", "projection_checkpoints"}
 
 
@@ -180,6 +183,32 @@ async def test_a_platform_analyst_reads_every_tenants_rows_of_the_analytics_tabl
         assert set(two_tenants.ids) <= (seen[relation] or set()), relation
 
 
+async def test_the_analytics_page_documents_every_column_an_analyst_reads(
+    engine: AsyncEngine,
+) -> None:
+    page = ANALYTICS_PAGE.read_text()
+    sections = dict(re.findall(r"^## `(\w+)`[^\n]*\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    # A table documented as "the columns of `another`" and more documents those too.
+    for table, text in list(sections.items()):
+        if inherited := re.search(r"The columns of `(\w+)`", text):
+            sections[table] = text + sections[inherited[1]]
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = ANY(:names)"
+            ),
+            {"names": sorted(READABLE)},
+        )
+        undocumented = [
+            f"{table}.{column}"
+            for table, column in rows
+            if f"`{column}`" not in sections.get(table, "")
+        ]
+    assert set(sections) >= READABLE
+    assert undocumented == []
+
+
 async def test_no_analyst_can_write_anything(
     engine: AsyncEngine, two_tenants: Tenants, analyst: Make
 ) -> None:
@@ -236,6 +265,28 @@ async def _writes_not_refused(
             if not any(view in statement for view in analysts.ANALYST_VIEWS):
                 not_refused[statement] = repr(error)
     return not_refused
+
+
+async def test_no_analyst_can_take_an_advisory_lock(two_tenants: Tenants, analyst: Make) -> None:
+    """The service's locks are keyed by what anyone can compute: an analyst holding a
+    tenant's would stall that tenant's requests."""
+    lock_functions = [
+        f"pg_{attempt}advisory_{scope}lock{mode}"
+        for attempt in ("", "try_")
+        for scope in ("", "xact_")
+        for mode in ("", "_shared")
+    ]
+    tenant = two_tenants.ids[1]
+    for created in (await analyst(two_tenants.ids[0]), await analyst()):
+        conn = await created.connect()
+        try:
+            for function in lock_functions:
+                for arguments in (f"4004, hashtext('tenant:{tenant}')", "42::bigint"):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        async with conn.transaction():
+                            await conn.execute(f"SELECT {function}({arguments})")
+        finally:
+            await conn.close()
 
 
 async def test_no_setting_widens_a_tenant_analysts_reach(
