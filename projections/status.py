@@ -1,7 +1,8 @@
-"""How far behind the log each projection is."""
+"""How far behind the log each projection is, and the runner of the tenants' log digests."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.log import Checkpoint, after
+from projections.log_digest import LOG_DIGEST
 from projections.registry import ASYNCHRONOUS, INLINE
-from projections.runner import read_checkpoint_unlocked
+from projections.runner import Follower, read_checkpoint_unlocked
 from projections.tables import events
 
 
@@ -33,11 +35,12 @@ async def projection_status(engine: AsyncEngine, now: datetime) -> list[Projecti
 
 async def every_projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
     """Every projection's status as of `now`: the inline ones, at the log's head by
-    construction, then the asynchronous ones."""
+    construction, then the asynchronous ones, then the log digests' runner, which `tasks-api
+    audit verify` checks the log behind."""
     async with engine.connect() as conn:
         head = await _head(conn)
         inline = [ProjectionStatus(p.name, head, 0, 0, inline=True) for p in INLINE]
-        return inline + await read_projection_status(conn, now)
+        return inline + await read_projection_status(conn, now, (*ASYNCHRONOUS, LOG_DIGEST))
 
 
 async def _head(conn: AsyncConnection) -> Checkpoint:
@@ -53,11 +56,14 @@ async def _head(conn: AsyncConnection) -> Checkpoint:
     return Checkpoint() if row is None else Checkpoint(*row)
 
 
-async def read_projection_status(conn: AsyncConnection, now: datetime) -> list[ProjectionStatus]:
-    """Every asynchronous projection's status, on a connection the caller already holds."""
+async def read_projection_status(
+    conn: AsyncConnection, now: datetime, followers: Sequence[Follower] = ASYNCHRONOUS
+) -> list[ProjectionStatus]:
+    """The status of each of the runners' `followers` (every asynchronous projection), on a
+    connection the caller already holds."""
     statuses = []
-    for projector in ASYNCHRONOUS:
-        checkpoint = await read_checkpoint_unlocked(conn, projector.name)
+    for follower in followers:
+        checkpoint = await read_checkpoint_unlocked(conn, follower.name)
         behind, oldest = (
             await conn.execute(
                 sa.select(sa.func.count(), sa.func.min(events.c.recorded_at)).where(
@@ -66,5 +72,5 @@ async def read_projection_status(conn: AsyncConnection, now: datetime) -> list[P
             )
         ).one()
         lag = 0 if oldest is None else max(0, int((now - oldest).total_seconds() * 1000))
-        statuses.append(ProjectionStatus(projector.name, checkpoint, behind, lag))
+        statuses.append(ProjectionStatus(follower.name, checkpoint, behind, lag))
     return statuses

@@ -106,7 +106,7 @@ async def test_verify_names_the_table_key_and_column_of_each_difference_with_bot
     ]
 
 
-async def test_status_lists_every_projection_the_task_view_included(
+async def test_status_lists_every_projection_the_task_view_and_the_log_digests_included(
     db: Database, engine: AsyncEngine, tooling_database_url: str
 ) -> None:
     caller = await new_caller(engine, "status")
@@ -119,10 +119,12 @@ async def test_status_lists_every_projection_the_task_view_included(
     assert [(row[0], " ".join(row[1:-3])) for row in rows] == [
         ("task_view", "inline"),
         ("task_rollups", "by a runner"),
+        ("log_digest", "by a runner"),
     ]
-    task_view_row, rollups_row = rows
+    task_view_row, rollups_row, digest_row = rows
     assert task_view_row[-2:] == ["0", "0"], "the task view is never behind"
     assert int(rollups_row[-2]) >= 1, "no runner applies the rollups here"
+    assert int(digest_row[-2]) >= 1, "no runner folds the log digests here"
 
 
 async def test_replay_tells_apart_not_created_yet_deleted_and_no_such_task(
