@@ -20,10 +20,17 @@ from app.store.tables import tenants
 from domain.events import event_type
 from domain.task import Task
 from projections.log import Checkpoint, RecordedEvent, checkpoint_of, read_after, replay_at, stream
+from projections.log_digest import Digest
 from projections.tables import events
 
 EXPORT_BATCH = 1000
 IMPORT_BATCH = 1000
+
+
+def export_line(event: RecordedEvent) -> bytes:
+    """An event as an export's NDJSON line: the feed's shape, its payload as the log stores
+    it (see AuditEvent)."""
+    return msgspec.json.encode(AuditEvent.of(event, as_stored=True)) + b"\n"
 
 
 async def export_events(
@@ -32,12 +39,11 @@ async def export_events(
     since: datetime | None = None,
     until: datetime | None = None,
     task_id: str | None = None,
-) -> AsyncIterator[bytes]:
-    """The tenant's events in commit order as NDJSON lines, each the feed's shape with its
-    payload as the log stores it (see AuditEvent), a batch in memory at a time:
-    every event committed when the export began, read from that one snapshot. (A follower
-    of the log stops at the oldest transaction in flight anywhere in the cluster; a snapshot
-    has no event committing late to wait for.)"""
+) -> AsyncIterator[RecordedEvent]:
+    """The tenant's events in commit order, a batch in memory at a time: every event
+    committed when the export began, read from that one snapshot. (A follower of the log
+    stops at the oldest transaction in flight anywhere in the cluster; a snapshot has no
+    event committing late to wait for.)"""
     checkpoint = Checkpoint()
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -49,7 +55,7 @@ async def export_events(
             )
             for event in batch:
                 if _selected(event, since, until, task_id):
-                    yield msgspec.json.encode(AuditEvent.of(event, as_stored=True)) + b"\n"
+                    yield event
             if len(batch) < EXPORT_BATCH:
                 return
             checkpoint = checkpoint_of(batch[-1])
@@ -97,16 +103,22 @@ class ImportRefused(Exception):
 class Imported:
     events: int = 0
     created_tenants: list[str] = field(default_factory=list)
+    # The imported events' hashes folded in the export's order, as `audit export` prints it.
+    digest: Digest = field(default_factory=Digest)
 
 
 @dataclass(frozen=True)
 class _Line:
     number: int
     event: AuditEvent
+    recorded: RecordedEvent
 
 
 async def import_events(
-    engine: AsyncEngine, lines: Iterable[bytes], tenant_name: str | None = None
+    engine: AsyncEngine,
+    lines: Iterable[bytes],
+    tenant_name: str | None = None,
+    expected_digest: bytes | None = None,
 ) -> Imported:
     """Append an export's events to this database's log, in the export's order and in one
     transaction, a batch in memory at a time. Each gets a new position and transaction id;
@@ -115,7 +127,9 @@ async def import_events(
     A tenant this database lacks is created with the same id, named `tenant_name` (else its
     id), without API keys. The import is refused whole (ImportRefused) at an event that is
     not a valid one, whose task here already has that version or lacks the one before, or
-    whose hash differs from the one its content and its task's chain give here."""
+    whose hash differs from the one its content and its task's chain give here; and, given
+    the digest `audit export` printed, when the events do not fold to it: an event was
+    removed (a task's last ones too, which no chain shows), added or moved."""
     imported = Imported()
     async with engine.begin() as conn:
         # One transaction that waits on its input between statements, however slow it is.
@@ -125,6 +139,13 @@ async def import_events(
             await _check_versions_follow(conn, batch)
             await _append(conn, batch)
             imported.events += len(batch)
+            imported.digest = imported.digest.extended(line.recorded for line in batch)
+        if expected_digest is not None and imported.digest.value != expected_digest:
+            raise ImportRefused(
+                f"its {imported.events} events fold to the digest "
+                f"{imported.digest.value.hex()}, not to {expected_digest.hex()}: events were "
+                "removed, added or moved since the export"
+            )
     return imported
 
 
@@ -136,12 +157,13 @@ def _batches(lines: Iterable[bytes]) -> Iterable[list[_Line]]:
             continue
         try:
             event = decoder.decode(line)
-            payload = event.recorded().decode()
+            recorded = event.recorded()
+            payload = recorded.decode()
         except (msgspec.MsgspecError, KeyError) as error:
             raise ImportRefused(f"line {number}: not an exported event ({error})") from None
         if event_type(payload) != event.type:
             raise ImportRefused(f"line {number}: a {event.type} whose data is another event's")
-        batch.append(_Line(number, event))
+        batch.append(_Line(number, event, recorded))
         if len(batch) == IMPORT_BATCH:
             yield batch
             batch = []
@@ -197,7 +219,7 @@ async def _check_versions_follow(conn: AsyncConnection, batch: Sequence[_Line]) 
 
 async def _append(conn: AsyncConnection, batch: Sequence[_Line]) -> None:
     try:
-        altered = await append_copies(conn, [line.event.recorded() for line in batch])
+        altered = await append_copies(conn, [line.recorded for line in batch])
     except IntegrityError as error:
         raise ImportRefused(f"lines {batch[0].number}-{batch[-1].number}: {error.orig}") from None
     if altered is not None:

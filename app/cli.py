@@ -44,6 +44,7 @@ from app.settings import (
     mask_password,
 )
 from domain.commands import parse_instant, parse_instant_or_day
+from projections.log_digest import DIGEST_BYTES, Digest
 from projections.projector import Projector
 from projections.registry import PROJECTORS
 from store.pool import plain_url
@@ -660,19 +661,28 @@ def verify_log(tenant_id: str | None) -> None:
 def export_events(
     tenant_id: str, since: str | None, until: str | None, task_id: str | None
 ) -> None:
-    """The tenant's events as NDJSON on stdout, in commit order."""
+    """The tenant's events as NDJSON on stdout, in commit order; then, on stderr, how many
+    and their hashes folded in that order, the digest `audit import --digest` checks."""
     from app.audit import export_events as export
+    from app.audit import export_line
 
     since_at, until_at = _time_option("--since", since), _time_option("--until", until)
 
-    async def work(engine: AsyncEngine) -> None:
-        out = sys.stdout.buffer
-        async for line in export(engine, tenant_id, since_at, until_at, task_id):
-            out.write(line)
+    async def work(engine: AsyncEngine) -> Digest:
+        out, digest = sys.stdout.buffer, Digest()
+        async for event in export(engine, tenant_id, since_at, until_at, task_id):
+            out.write(export_line(event))
+            digest = digest.extended([event])
         out.flush()
+        return digest
 
     with _database(_settings(), migrate=False) as database:
-        _with_engine(_cell_of(database, tenant_id).url, work)
+        digest = _with_engine(_cell_of(database, tenant_id).url, work)
+    click.echo(
+        f"Exported {digest.events} events; their digest is {digest.value.hex()} "
+        "(`tasks-api audit import --digest` checks an import has them all, in order).",
+        err=True,
+    )
 
 
 @audit.command("import")
@@ -683,7 +693,14 @@ def export_events(
     "cell_name",
     help="The cell to import a tenant the directory lacks into (default: the one with fewest).",
 )
-def import_events(file: BinaryIO, tenant_name: str | None, cell_name: str | None) -> None:
+@click.option(
+    "--digest",
+    "expected_digest",
+    help="The digest `audit export` printed: the import is refused unless its events fold to it.",
+)
+def import_events(
+    file: BinaryIO, tenant_name: str | None, cell_name: str | None, expected_digest: str | None
+) -> None:
     """Append the events of FILE, an NDJSON export of `tasks-api audit export` (- for stdin),
     to this database's log, then rebuild every projection.
 
@@ -693,18 +710,24 @@ def import_events(file: BinaryIO, tenant_name: str | None, cell_name: str | None
     would give it another id); issue its keys with `tasks-api key create TENANT_ID`.
 
     The import is one transaction. It is refused whole, exit 1, at an event that is not
-    valid or whose task here already has that version (or lacks the one before it).
+    valid or whose task here already has that version (or lacks the one before it), and
+    with --digest when the events do not fold to it (one removed, added or moved).
 
     With several cells, the events go to the cell of their tenant; a tenant the directory
     lacks is placed on --cell, else on the cell with fewest tenants."""
     from app.audit import Imported, ImportRefused
     from app.audit import import_events as append_export
 
+    expected = None if expected_digest is None else _digest_option(expected_digest)
     first, lines = _first_line(file)
 
     async def work(engine: AsyncEngine) -> Imported:
-        imported = await append_export(engine, lines, tenant_name)
-        click.echo(f"Imported {imported.events} events; rebuilding the projections.", err=True)
+        imported = await append_export(engine, lines, tenant_name, expected)
+        click.echo(
+            f"Imported {imported.events} events, whose digest is "
+            f"{imported.digest.value.hex()}; rebuilding the projections.",
+            err=True,
+        )
         await _rebuild_showing_progress(engine, list(PROJECTORS.values()))
         return imported
 
@@ -856,6 +879,16 @@ def _time_option(
         return parse(value, name)
     except ValueError as problem:
         raise click.BadParameter(str(problem)) from None
+
+
+def _digest_option(value: str) -> bytes:
+    try:
+        digest = bytes.fromhex(value)
+    except ValueError:
+        digest = b""
+    if len(digest) != DIGEST_BYTES:
+        raise click.BadParameter(f"--digest must be {DIGEST_BYTES * 2} hex digits")
+    return digest
 
 
 def _shown_time(moment: datetime) -> str:

@@ -22,8 +22,9 @@ from projections.log import Checkpoint, RecordedEvent, checkpoint_of
 from projections.projector import upsert_rows
 from projections.tables import log_digests
 
-# What the first event of a tenant's log is folded onto.
-NO_DIGEST = bytes(32)
+# A digest's length (sha256), and what the first event of a tenant's log is folded onto.
+DIGEST_BYTES = 32
+NO_DIGEST = bytes(DIGEST_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

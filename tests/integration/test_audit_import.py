@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +51,8 @@ def cli(args: list[str], database_url: str, stdin: bytes | None = None) -> Resul
 class Export:
     tenant_id: str
     path: Path
+    # The digest the export printed, which `audit import --digest` checks.
+    digest: str
 
     def lines(self) -> list[bytes]:
         return self.path.read_bytes().splitlines(keepends=True)
@@ -89,7 +92,10 @@ async def exported(
     assert result.exit_code == 0, result.output
     path = tmp_path_factory.mktemp("export") / "events.ndjson"
     path.write_bytes(result.stdout_bytes)
-    return Export(tenant.tenant_id, path)
+    printed = re.search(r"Exported (\d+) events; their digest is ([0-9a-f]{64})", result.stderr)
+    assert printed is not None, result.stderr
+    assert int(printed[1]) == len(result.stdout_bytes.splitlines())
+    return Export(tenant.tenant_id, path, printed[2])
 
 
 @pytest.fixture
@@ -342,3 +348,46 @@ async def test_an_export_with_a_hash_made_up_for_an_altered_line_is_refused_at_t
 
     assert refused.exit_code == 1
     assert f"line {second + 1}: version 2 of task {first_task}" in refused.stderr
+
+
+async def test_an_import_given_the_exports_digest_takes_every_event(
+    exported: Export, engine: AsyncEngine, target: AsyncEngine, target_url: str
+) -> None:
+    imported = await import_into(
+        target_url, "-", "--digest", exported.digest, stdin=exported.path.read_bytes()
+    )
+
+    assert imported.exit_code == 0, imported.output
+    assert f"whose digest is {exported.digest}" in imported.stderr
+    assert await logged(target, exported.tenant_id) == await logged(engine, exported.tenant_id)
+
+
+@pytest.mark.parametrize("cut", ["a task's last event", "two tasks' events swapped"])
+async def test_an_export_cut_or_reordered_is_refused_given_its_digest(
+    exported: Export, target: AsyncEngine, target_url: str, cut: str
+) -> None:
+    lines = exported.lines()
+    if cut == "a task's last event":
+        # No event chains to the last one of its task: only the digest misses it.
+        lines = lines[:-1]
+    else:
+        # Two neighbours of different tasks: each task's own order, and so its chain, holds.
+        tasks = [json.loads(line)["taskId"] for line in lines]
+        n = next(n for n in range(len(lines) - 1) if tasks[n] != tasks[n + 1])
+        lines[n], lines[n + 1] = lines[n + 1], lines[n]
+    altered = b"".join(lines)
+
+    refused = await import_into(target_url, "-", "--digest", exported.digest, stdin=altered)
+
+    assert refused.exit_code == 1
+    assert f"not to {exported.digest}: events were removed, added or moved" in refused.stderr
+    assert await logged(target, exported.tenant_id) == []
+
+
+async def test_a_digest_that_is_no_sha256_is_refused(exported: Export, target_url: str) -> None:
+    refused = await import_into(
+        target_url, "-", "--digest", "abc", stdin=exported.path.read_bytes()
+    )
+
+    assert refused.exit_code == 2
+    assert "--digest must be 64 hex digits" in refused.stderr
