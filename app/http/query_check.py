@@ -46,6 +46,17 @@ def _declared_for(scope: Scope) -> Declared | None:
     return _DECLARED[key]
 
 
+def path_rest(scope: Scope, after: str) -> str | None:
+    """The path past the first `after` in it, as the client wrote it, percent-decoded once, a
+    trailing `/` left out; None when the server gave no raw path. Routing reads the path
+    decoded, where a `/` sent as %2F has become a separator and `a//b` is `a/b`."""
+    raw = _raw_path(scope)
+    if not raw:
+        return None
+    rest = raw.partition(after.encode())[2].removesuffix(b"/")
+    return unquote_to_bytes(rest).decode()
+
+
 def _raw_path(scope: Scope) -> bytes:
     # Some ASGI transports (httpx's) leave the query string on raw_path.
     return (scope.get("raw_path") or b"").partition(b"?")[0]

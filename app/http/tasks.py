@@ -54,6 +54,7 @@ from app.http.params import (
     task_page,
     time_parameter,
 )
+from app.http.query_check import path_rest
 from app.http.wire import (
     AgentPerformance,
     AuditEvent,
@@ -213,7 +214,8 @@ class TaskController(OptionsFirst):
         return await _page(request, criteria, listing.order)
 
     @get(
-        "/customer/{customer_id:str}",
+        # The rest of the path, slashes and all: a customer's id may hold a `/` (sent as %2F).
+        "/customer/{customer_id:path}",
         operation_id="listCustomerTasks",
         operation_class=documented(),
         summary="Get tasks for a specific customer",
@@ -228,8 +230,10 @@ class TaskController(OptionsFirst):
     ) -> TaskPage:
         """A page of the tasks whose `relatedCustomerId` is the customer's, filtered, sorted
         and paged as the task list is (`status`, `priority`, `ownerId`, `dueBefore`,
-        `dueAfter`, `overdue`, `search`). A customer without tasks has an empty page."""
-        criteria = replace(listing.criteria, related_customer_id=customer_id)
+        `dueAfter`, `overdue`, `search`). A customer without tasks has an empty page. An id
+        that holds a `/` is sent with it escaped, as `%2F`."""
+        customer = path_rest(request.scope, "/customer/") or customer_id.removeprefix("/")
+        criteria = replace(listing.criteria, related_customer_id=customer)
         return await _page(request, criteria, listing.order)
 
     @get(
