@@ -32,9 +32,9 @@ def requested(
 
 def _canonical(body: bytes) -> bytes:
     """The body as compact JSON with its keys sorted: a retry that serialises the same request
-    again, in another key order or spacing, asks for the same thing. A body that is no JSON is
-    refused before any answer is recorded; it stays as it came."""
+    again, in another key order or spacing, asks for the same thing. A body no command reads
+    (a DELETE's) may be anything, JSON too deep to decode included: it stays as it came."""
     try:
         return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return body

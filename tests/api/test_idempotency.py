@@ -111,6 +111,24 @@ async def test_a_retry_serialised_again_is_the_same_request(
     assert retry.json() == first.json()
 
 
+async def test_a_delete_with_a_body_no_command_reads_replays_whatever_the_body(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    created = await client.post("/v1/tasks", json={"title": "A"}, headers=tenant.headers)
+    path = f"/v1/tasks/{created.json()['task']['_id']}"
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    first = await client.request(
+        "DELETE", path, content=deep, headers=with_key(tenant, "deleted-deep")
+    )
+    retry = await client.request(
+        "DELETE", path, content=deep, headers=with_key(tenant, "deleted-deep")
+    )
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.headers["Idempotent-Replayed"] == "true"
+
+
 async def test_the_same_key_on_another_endpoint_is_a_conflict(
     client: AsyncTestClient, tenant: Tenant
 ) -> None:
