@@ -3,6 +3,7 @@
 
 - its id: the client's x-request-id when it sends a sane one, else a new one; echoed in the
   answer and recorded with each event the request causes;
+- a HEAD: answered as the GET it mirrors, the body left out;
 - its deadline: a request that has not begun its answer within the request timeout is
   cancelled and answered 503 with Retry-After (a command cancelled that way rolls back, unless
   it had already committed, so a client retries it with the same Idempotency-Key);
@@ -39,6 +40,9 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,200}")
 _REPLAYED = REPLAYED_HEADER.lower().encode()
+_ALLOW = b"allow"
+# The answers that carry Allow: OPTIONS' 204 and the 405s.
+_ALLOWING = frozenset({204, 405})
 # Where the request's id, its tenant and its rate limit's decision wait in the scope's state.
 REQUEST_ID = "request_id"
 TENANT_ID = "tenant_id"
@@ -60,7 +64,13 @@ class Exchange:
             return
         started = time.perf_counter()
         # Read before the router resolves it, as the client sent it.
-        path = scope["path"]
+        path, method = scope["path"], scope["method"]
+        head = method == "HEAD"
+        if head:
+            # A HEAD is a GET whose answer leaves its body out (RFC 9110 §9.3.2): the router
+            # sees a GET, and the server, which reads the method from its own scope, still
+            # sends the GET's Content-Length.
+            scope = {**scope, "method": "GET"}
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id = _request_id(scope)
         answer: list[Any] = [500, False]
@@ -74,9 +84,13 @@ class Exchange:
                 headers = message["headers"] = list(message.get("headers") or ())
                 answer[0] = message["status"]
                 answer[1] = any(name.lower() == _REPLAYED for name, _ in headers)
+                if answer[0] in _ALLOWING:
+                    headers[:] = [_head_allowed(name, value) for name, value in headers]
                 headers.append((_REQUEST_ID, request_id.encode()))
                 if (decision := state.get(DECISION)) is not None:
                     headers += rate_limit_fields(decision)
+            elif head:
+                message = {**message, "body": b""}
             await send(message)
 
         deadlines.start(task)
@@ -89,12 +103,22 @@ class Exchange:
         finally:
             deadlines.done(task)
             seconds = time.perf_counter() - started
-            _count(scope, answer[0], answer[1], seconds)
-            _log(scope, path, answer[0], seconds)
+            _count(scope, method, answer[0], answer[1], seconds)
+            _log(scope, method, path, answer[0], seconds)
 
     def _timed_out(self) -> ApiError:
         seconds = f"{self.deadlines.seconds:g}"
         return service_unavailable(f"The request took longer than {seconds} s; retry shortly")
+
+
+def _head_allowed(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """An Allow field with HEAD wherever it has GET: a HEAD is answered as its GET."""
+    if name.lower() != _ALLOW:
+        return name, value
+    methods = set(value.decode("latin-1").split(", "))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return name, ", ".join(sorted(methods)).encode("latin-1")
 
 
 def _request_id(scope: Scope) -> str:
@@ -116,10 +140,9 @@ def rate_limit_fields(decision: Decision) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _count(scope: Scope, status: int, replayed: bool, seconds: float) -> None:
-    method = scope["method"] if scope["method"] in METHODS else "other"
+def _count(scope: Scope, method: str, status: int, replayed: bool, seconds: float) -> None:
     route = scope.get("path_template") or metrics.UNMATCHED_ROUTE
-    metrics.count_request(method, route, status, seconds)
+    metrics.count_request(method if method in METHODS else "other", route, status, seconds)
     if replayed:
         metrics.IDEMPOTENT_REPLAYS.labels(route).inc()
     if status == 429:
@@ -128,9 +151,8 @@ def _count(scope: Scope, status: int, replayed: bool, seconds: float) -> None:
         metrics.RATE_LIMIT_REJECTIONS.labels(policy).inc()
 
 
-def _log(scope: Scope, path: str, status: int, seconds: float) -> None:
+def _log(scope: Scope, method: str, path: str, status: int, seconds: float) -> None:
     state = scope["state"]
-    method = scope["method"]
     log_info(
         access_log,
         f"{method} {path} {status}",

@@ -112,7 +112,6 @@ async def test_another_key_of_the_same_tenant_sees_the_same_tasks(
     assert response.json() == task
 
 
-
 async def test_blanks_around_a_header_value_are_no_part_of_it(
     client: AsyncTestClient, tasks: TaskApi, tenant: Tenant
 ) -> None:
@@ -124,6 +123,7 @@ async def test_blanks_around_a_header_value_are_no_part_of_it(
 
     assert response.status_code == 200
     assert response.json() == task
+
 
 @pytest.mark.parametrize(
     ("method", "path"),
@@ -156,6 +156,26 @@ async def test_a_wrong_method_is_not_allowed(tasks: TaskApi, method: str, path: 
     response = await tasks.call(method, path)
 
     assert_error(response, 405, "MethodNotAllowedError")
+
+
+async def test_head_answers_as_get_without_the_body(
+    client: AsyncTestClient, tasks: TaskApi, tenant: Tenant
+) -> None:
+    task = await tasks.create()
+    path = f"/v1/tasks/{task['_id']}"
+    got = await client.get(path, headers=tenant.headers)
+
+    head = await client.head(path, headers=tenant.headers)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["ETag"] == got.headers["ETag"]
+    assert head.headers["content-length"] == str(len(got.content))
+    assert (
+        await client.head("/v1/tasks/6b0000000000000000000000", headers=tenant.headers)
+    ).status_code == 404
+    refused = await client.head(f"{path}/complete", headers=tenant.headers)
+    assert (refused.status_code, refused.content) == (405, b"")
 
 
 async def test_a_validation_error_names_the_fields_in_details(tasks: TaskApi) -> None:
