@@ -28,6 +28,10 @@ _SEEN_THROUGH = (
     "SELECT count(*) FROM events WHERE tenant_id = $1"
     " AND (transaction_id, global_position) <= ($2::text::xid8, $3)"
 )
+_NAMES_AN_EVENT = (
+    "SELECT EXISTS (SELECT FROM events WHERE tenant_id = $1"
+    " AND transaction_id = $2::text::xid8 AND global_position = $3)"
+)
 _NTH = (
     "SELECT transaction_id::text::bigint, global_position FROM events WHERE tenant_id = $1"
     " ORDER BY transaction_id, global_position OFFSET $2 LIMIT 1"
@@ -90,9 +94,11 @@ async def _on_this_placement(
     conn: object, tenant_id: str, placement: int, after: Cursor
 ) -> tuple[Checkpoint, int]:
     if after.placement == placement:
-        if after.seen is not None:
-            return after.checkpoint, after.seen
         point = after.checkpoint
+        if not await _names_an_event_read(conn, tenant_id, after):
+            raise BadCursor("a cursor naming no event of the tenant")
+        if after.seen is not None:
+            return point, after.seen
         seen = await conn.fetchval(  # type: ignore[attr-defined]
             _SEEN_THROUGH, tenant_id, str(point.transaction_id), point.position
         )
@@ -111,3 +117,18 @@ async def _on_this_placement(
     if row is None:
         raise BadCursor("a cursor counting more events than the tenant has")
     return Checkpoint(*row), after.seen
+
+
+async def _names_an_event_read(conn: object, tenant_id: str, after: Cursor) -> bool:
+    """A cursor the feed gave on this placement names the last event read, one of the
+    tenant's (one probe of its commit-order index), or none before the first."""
+    point = after.checkpoint
+    if point == Checkpoint():
+        return not after.seen
+    if after.seen == 0:
+        return False
+    return bool(
+        await conn.fetchval(  # type: ignore[attr-defined]
+            _NAMES_AN_EVENT, tenant_id, str(point.transaction_id), point.position
+        )
+    )

@@ -46,9 +46,9 @@ class EventController(Controller):
         """The tenant's events in the order they committed, `limit` at a time. Pass the
         page's `next` as `after` to read on: following it never skips an event, even one
         whose transaction commits late, and never repeats one, across a move of the tenant to
-        another server too. A cursor the feed cannot have given (one counting more events than
-        the tenant has, or from a placement it has not reached) is refused with 400 naming
-        `after`."""
+        another server too. A cursor the feed cannot have given (one naming no event of the
+        tenant, one counting more events than the tenant has once it has moved, or one from a
+        placement it has not reached) is refused with 400 naming `after`."""
         principal = caller_of(request).principal
         try:
             page = await read_page(

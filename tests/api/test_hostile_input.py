@@ -388,6 +388,9 @@ async def test_a_list_query_out_of_range_is_refused(tasks: TaskApi, query: str) 
         "/v1/events?limit=99999999999999999999",
         # Of the feed's form, but from a placement the tenant has not reached.
         "/v1/events?after=7.0.1.1",
+        # Of the feed's form, but naming no event of the tenant, or none with a count.
+        "/v1/events?after=0.99999.1.1",
+        "/v1/events?after=0.5.0.0",
         "/v1/tasks/analytics?endDate=9999-12-31",
         "/v1/tasks/analytics?startDate=0001-01-01",
         "/v1/tasks/stats?ownerId=" + "x" * 201,

@@ -91,3 +91,17 @@ async def test_stats_and_analytics_count_only_the_tenants_own_tasks(
     assert analytics["agentPerformance"] == [
         {"agentId": "agent_1", "agentName": None, "total": 1, "completed": 0}
     ]
+
+
+async def test_another_tenants_feed_cursor_is_refused(tasks: TaskApi, other_tasks: TaskApi) -> None:
+    await tasks.create(title="Mine")
+    await other_tasks.create(title="Theirs")
+    mine = await tasks.call("GET", "/v1/events")
+    cursor = mine.json()["next"]
+
+    theirs = await other_tasks.call("GET", f"/v1/events?after={cursor}")
+    again = await tasks.call("GET", f"/v1/events?after={cursor}")
+
+    assert theirs.status_code == 400
+    assert theirs.json()["error"]["details"] == ["after: a cursor naming no event of the tenant"]
+    assert (again.status_code, again.json()["events"]) == (200, [])
