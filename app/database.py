@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import asyncpg
 import msgspec
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.store.append_notices import AppendNotices
-from store.pool import encode_json, open_pool, server_settings
+from store.pool import encode_json, open_pool, plain_url, server_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +36,22 @@ async def open_database(
         await pool.close()
 
 
-def asyncpg_url(database_url: str) -> str:
-    """postgresql://… as SQLAlchemy names the asyncpg driver."""
-    url = make_url(database_url)
-    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-
-
 def create_engine(
     database_url: str, *, pool_size: int = 10, statement_timeout_ms: int = 5_000
 ) -> AsyncEngine:
+    dsn, settings = plain_url(database_url), server_settings(statement_timeout_ms)
+
+    async def connect() -> asyncpg.Connection:
+        # asyncpg reads the URL itself, as the requests' pool does: libpq's parameters in it
+        # (sslmode, sslrootcert…) too, which SQLAlchemy would pass as keywords asyncpg lacks.
+        return await asyncpg.connect(dsn, server_settings=settings)
+
     return create_async_engine(
-        asyncpg_url(database_url),
+        "postgresql+asyncpg://",
+        async_creator=connect,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
         json_serializer=encode_json,
         json_deserializer=msgspec.json.decode,
-        connect_args={"server_settings": server_settings(statement_timeout_ms)},
     )

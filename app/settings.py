@@ -37,7 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: str = "INFO"
     max_body_bytes: Annotated[int, Meta(gt=0)] = 256 * 1024
     db_pool_size: Annotated[int, Meta(gt=0)] = 10
-    statement_timeout_ms: Annotated[int, Meta(gt=0)] = 5_000
+    # PostgreSQL takes at most a 32-bit count of milliseconds.
+    statement_timeout_ms: Annotated[int, Meta(gt=0, le=2_147_483_647)] = 5_000
     request_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
     # On SIGTERM, how long requests in flight may take to finish before they are cancelled.
     shutdown_timeout_seconds: Annotated[float, Meta(gt=0)] = 20.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy.engine import make_url
 
 from app import tenants
 from app.cli import main
@@ -123,6 +124,16 @@ def test_revoking_an_unknown_key_fails(env: dict[str, str | None]) -> None:
     assert "no live API key" in result.stderr
 
 
+def test_an_sslmode_in_the_database_url_is_taken(database_url: str) -> None:
+    url = make_url(database_url).update_query_dict({"sslmode": "disable"})
+    env = {"DATABASE_URL": url.render_as_string(hide_password=False)}
+
+    created = run(["tenant", "create", "acme", "--json"], env)
+
+    assert created.exit_code == 0, created.output
+    assert authenticates(database_url, json.loads(created.stdout)["apiKey"])
+
+
 def test_migrate_on_a_migrated_database_changes_nothing(env: dict[str, str | None]) -> None:
     result = run(["migrate"], env)
 
@@ -140,6 +151,8 @@ def test_migrate_on_a_migrated_database_changes_nothing(env: dict[str, str | Non
         ("TASKS_RUN_PROJECTIONS", "maybe"),
         ("DATABASE_URL", "mysql://app:s3cret@db/tasks"),
         ("REDIS_URL", "http://cache:6379"),
+        # Beyond what PostgreSQL takes for statement_timeout.
+        ("TASKS_STATEMENT_TIMEOUT_MS", "3000000000"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_variable(

@@ -403,7 +403,6 @@ async def test_customer_tasks_are_the_tasks_related_to_that_customer(tasks: Task
     ]
 
 
-
 @pytest.mark.parametrize(
     ("customer", "path"),
     [("wa/123", "wa%2F123"), ("a//b", "a%2F%2Fb"), ("./x", ".%2Fx"), ("50%", "50%25")],
@@ -417,6 +416,7 @@ async def test_a_customer_id_that_holds_a_slash_finds_its_tasks(
     page = await tasks.list(f"/v1/tasks/customer/{path}")
 
     assert [found["_id"] for found in page["tasks"]] == [task["_id"]]
+
 
 async def test_a_customer_without_tasks_has_an_empty_list(tasks: TaskApi) -> None:
     page = await tasks.list("/v1/tasks/customer/nobody")
