@@ -4,6 +4,7 @@ the tenant and of the client address."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from litestar import Request
@@ -26,6 +27,9 @@ API_KEY_HEADER = "x-tenant-api-key"
 _API_KEY_HEADER = API_KEY_HEADER.encode()
 # Where the caller waits in the scope's state for the handler.
 CALLER = "caller"
+# How often a process says, at most, that the store of the rate limits does not answer.
+COUNTERS_WARNING_SECONDS = 10.0
+_counters_warned_at = -COUNTERS_WARNING_SECONDS
 
 
 async def authenticate(request: Request[Any, Any, State]) -> None:
@@ -62,6 +66,7 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
             state[TENANT_ID] = principal.tenant_id
             decision = await rate_limiter.admit(principal)
     except CountersUnavailable as error:
+        _warn_counters_unavailable(error)
         raise service_unavailable("The rate limits cannot be counted; retry shortly") from error
     state[DECISION] = decision
     if not decision.accepted:
@@ -73,6 +78,15 @@ async def authenticated_caller(request: Request[Any, Any, State]) -> Caller:
     check_request_target(scope)
     state[DATABASE] = _cell_database(app_state.cells, principal)
     return Caller(principal=principal, request_id=state[REQUEST_ID])
+
+
+def _warn_counters_unavailable(error: CountersUnavailable) -> None:
+    """Once every COUNTERS_WARNING_SECONDS at most: every request meets the outage."""
+    global _counters_warned_at
+    now = time.monotonic()
+    if now - _counters_warned_at >= COUNTERS_WARNING_SECONDS:
+        _counters_warned_at = now
+        log.warning("the rate limits cannot be counted, every request is refused (503): %s", error)
 
 
 def _cell_database(cells: Cells, principal: tenants.Principal) -> Database:

@@ -2,9 +2,10 @@
 rate limit, nothing in the audit log, and left out of the API's schema.
 
 Live says the process answers. Ready says it can serve: the database answers, its schema is at
-the newest migration, and the asynchronous projections are not further behind the log than
-TASKS_READY_MAX_LAG_MS. Ready reads all three on one connection, with a handful of queries,
-on every cell at once."""
+the newest migration, the asynchronous projections are not further behind the log than
+TASKS_READY_MAX_LAG_MS, and Redis answers when the rate limits are counted there. Ready reads
+the first three on one connection, with a handful of queries, on every cell at once, while it
+pings Redis."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from app import clock
 from app.cells import Cells
 from app.http.errors import database_unavailable
 from app.migrate import head_revisions
+from app.rate_limits import RateLimiter
 from projections.status import ProjectionStatus, read_projection_status
 
 # Well within the few seconds a load balancer waits for a health check.
@@ -45,7 +47,8 @@ class CellHealth(msgspec.Struct):
 
 class Health(msgspec.Struct, omit_defaults=True):
     status: Literal["ok", "failing"]
-    # By name: database, migrations, projections; the home cell's when there are several.
+    # By name: database, migrations, projections (the home cell's when there are several), and
+    # rateLimits when they are counted in Redis.
     checks: dict[str, Check] | None = None
     # With several cells, each one's, the home cell's too, by name.
     cells: dict[str, CellHealth] | None = None
@@ -63,8 +66,15 @@ async def ready(request: Request[Any, Any, State]) -> Response[Health]:
     other than the home costs only its own tenants, so the process stays ready."""
     max_lag_ms: int = request.app.state.settings.ready_max_lag_ms
     cells: Cells = request.app.state.cells
-    each = await asyncio.gather(*(readiness_checks(cell.engine, max_lag_ms) for cell in cells))
+    rate_limiter: RateLimiter = request.app.state.rate_limiter
+    store, *each = await asyncio.gather(
+        rate_limiter.store_answers(),
+        *(readiness_checks(cell.engine, max_lag_ms) for cell in cells),
+    )
     checks = each[0]
+    if store is not None:
+        # Every request is counted there: without it each one is refused (503).
+        checks = {**checks, "rateLimits": _rate_limit_store_check(store)}
     passing = all(check.ok for check in checks.values())
     by_cell = None
     if len(cells) > 1:
@@ -125,6 +135,12 @@ def _lag_check(statuses: list[ProjectionStatus], max_lag_ms: int) -> Check:
     furthest = max(statuses, key=lambda status: status.lag_ms)
     detail = f"{furthest.name} lags most, by {furthest.lag_ms} ms; the bound is {max_lag_ms} ms"
     return Check(furthest.lag_ms <= max_lag_ms, detail)
+
+
+def _rate_limit_store_check(answers: bool) -> Check:
+    if answers:
+        return Check(True, "Redis answers")
+    return Check(False, "Redis does not answer: requests are refused (503) until it does")
 
 
 def _database_failure(error: Exception) -> str:

@@ -5,11 +5,13 @@ admits from them (app/rate_limits/slices.py), so the store is not written per re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.rate_limits.policy import (
     Counters,
@@ -29,8 +31,23 @@ REDIS_TIMEOUT_SECONDS = 2.0
 class RateLimiter:
     """The two rate limits a request meets, counted in one store."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(
+        self, counters: Counters, ping: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         self._slices = Slices(counters)
+        self._ping = ping
+
+    async def store_answers(self) -> bool | None:
+        """Whether a store of its own (Redis) answers now, within REDIS_TIMEOUT_SECONDS; None
+        when the quotas are counted in the database, whose own checks say as much."""
+        if self._ping is None:
+            return None
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+                await self._ping()
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return True
 
     async def admit(self, principal: Principal, at: float | None = None) -> Decision:
         """Count an authenticated request against its tenant's quota, and its tenant's only:
@@ -63,7 +80,7 @@ async def open_rate_limiter(
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
     )
-    limiter = RateLimiter(RedisCounters(client))
+    limiter = RateLimiter(RedisCounters(client), client.ping)
     try:
         yield limiter
     finally:

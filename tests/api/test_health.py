@@ -14,17 +14,19 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.http import auth
 from app.http.app import create_app
 from app.migrate import head_revisions, upgrade_to_head
 from app.rate_limits.policy import FAILED_AUTHENTICATIONS_LIMIT
 from app.settings import Settings
 from tests.api.captured_log import captured_log
 from tests.api.task_api import TaskApi
-from tests.api.test_rate_limits import a_client_address, client_of, running_lifespan
+from tests.api.test_rate_limits import REDIS_URL, a_client_address, client_of, running_lifespan
 from tests.database import create_database, drop_database
 
 CHECKS = {"database", "migrations", "projections"}
 NOBODY_LISTENS = "postgresql://postgres@127.0.0.1:1/tasks"
+NO_REDIS = "redis://127.0.0.1:9/0"
 
 
 # The session's tests leave events unprojected, and any long transaction on the server holds
@@ -118,6 +120,29 @@ async def test_ready_is_503_when_the_database_does_not_answer() -> None:
     assert failing(response) == CHECKS
     assert response.json()["checks"]["database"]["detail"] == "unreachable"
     assert live.status_code == 200
+
+
+async def test_ready_checks_redis_when_the_rate_limits_are_counted_there(
+    migrated_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # However recently another test met an unreachable Redis.
+    monkeypatch.setattr(auth, "_counters_warned_at", -auth.COUNTERS_WARNING_SECONDS)
+    async with client_on(migrated_database, redis_url=REDIS_URL) as client:
+        answering = await client.get("/health/ready")
+    async with client_on(migrated_database, redis_url=NO_REDIS) as client:
+        with captured_log() as log:
+            silent = await client.get("/health/ready")
+            refused = await client.get("/v1/tasks", headers={"x-tenant-api-key": "tk_any"})
+            await client.get("/v1/tasks", headers={"x-tenant-api-key": "tk_any"})
+
+    assert answering.status_code == 200, answering.text
+    assert answering.json()["checks"]["rateLimits"] == {"ok": True, "detail": "Redis answers"}
+    assert silent.status_code == 503
+    assert silent.json()["checks"]["rateLimits"]["ok"] is False
+    assert refused.status_code == 503
+    warnings = [entry for entry in log.entries("tasks_api.auth") if entry["level"] == "warning"]
+    assert len(warnings) == 1, "said once, not for every request"
+    assert "the rate limits cannot be counted" in warnings[0]["message"]
 
 
 async def test_an_address_over_its_rate_limit_is_still_answered(database_url: str) -> None:
