@@ -6,7 +6,8 @@
 - a HEAD: answered as the GET it mirrors, the body left out;
 - its deadline: a request that has not begun its answer within the request timeout is
   cancelled and answered 503 with Retry-After (a command cancelled that way rolls back, unless
-  it had already committed, so a client retries it with the same Idempotency-Key);
+  it had already committed, so a client retries it with the same Idempotency-Key); so is one
+  the server cancels as it stops, past its shutdown bound;
 - the RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers) of the
   quota that counted the request, on its answer whatever its status;
 - once answered: one access line in the log, and its count and duration in the metrics, with
@@ -73,7 +74,9 @@ class Exchange:
             scope = {**scope, "method": "GET"}
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id = _request_id(scope)
-        answer: list[Any] = [500, False]
+        # Its status (500 unless it starts), whether it replays a recorded answer, and whether
+        # it has started.
+        answer: list[Any] = [500, False, False]
         task = asyncio.current_task()
         assert task is not None
         deadlines = self.deadlines
@@ -84,6 +87,7 @@ class Exchange:
                 headers = message["headers"] = list(message.get("headers") or ())
                 answer[0] = message["status"]
                 answer[1] = any(name.lower() == _REPLAYED for name, _ in headers)
+                answer[2] = True
                 if answer[0] in _ALLOWING:
                     headers[:] = [_head_allowed(name, value) for name, value in headers]
                 headers.append((_REQUEST_ID, request_id.encode()))
@@ -97,9 +101,16 @@ class Exchange:
         try:
             await self.app(scope, receive, send_answer)
         except asyncio.CancelledError:
-            if not deadlines.was_cut(task):
+            if deadlines.was_cut(task):
+                await send_error(self._timed_out(), scope, receive, send_answer)
+            elif not answer[2]:
+                # The server stopping past its shutdown bound cancels what still runs: an
+                # answer the client can retry (the command rolled back unless it committed),
+                # not the server's bare 500.
+                stopping = service_unavailable("The server is stopping; retry shortly")
+                await send_error(stopping, scope, receive, send_answer)
+            else:
                 raise
-            await send_error(self._timed_out(), scope, receive, send_answer)
         finally:
             deadlines.done(task)
             seconds = time.perf_counter() - started

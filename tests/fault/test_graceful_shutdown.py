@@ -212,6 +212,46 @@ async def test_sigterm_answers_the_requests_in_flight_then_stops_the_embedded_da
         assert logged.get(answer.request_id, 0) == (1 if answer.status else 0), answer
 
 
+async def test_a_request_still_running_past_the_bound_is_answered_503_and_rolled_back(
+    fresh_database: str, fresh_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    tenant = await unthrottled_tenant(fresh_engine)
+    server = ServedApi(fresh_database, tmp_path / "server.log", TASKS_SHUTDOWN_TIMEOUT_SECONDS="1")
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            headers = {"x-tenant-api-key": tenant.api_key}
+            created = await client.post("/v1/tasks", json={"title": "held"}, headers=headers)
+            task_id = created.json()["task"]["_id"]
+            async with fresh_engine.connect() as holder:
+                # The task's row locked: the PATCH waits in its transaction past the bound.
+                await holder.execute(
+                    sa.text("SELECT 1 FROM task_view WHERE task_id = :id FOR UPDATE"),
+                    {"id": task_id},
+                )
+                patch = asyncio.create_task(
+                    client.patch(f"/v1/tasks/{task_id}", json={"title": "lost"}, headers=headers)
+                )
+                await asyncio.sleep(0.5)
+                assert server.process is not None
+                server.process.send_signal(signal.SIGTERM)
+                answered = await patch
+                await holder.rollback()
+        exit_code = await asyncio.to_thread(server.process.wait, SHUTDOWN_TIMEOUT_SECONDS)
+    finally:
+        server.stop()
+
+    assert answered.status_code == 503, answered.text
+    assert answered.json()["error"]["code"] == "ServiceUnavailableError"
+    assert answered.headers["Retry-After"] == "1"
+    assert exit_code == 0
+    async with fresh_engine.connect() as conn:
+        version = await conn.scalar(
+            sa.text("SELECT version FROM task_view WHERE task_id = :id"), {"id": task_id}
+        )
+    assert version == 1, "the cancelled command was rolled back"
+
+
 class StopAfterFirstBatch:
     """The rollups projector, with `stop` set while its first batch is being applied."""
 
