@@ -34,7 +34,7 @@ from app import clock, tenants
 from app.cells import HOME_CELL, CellAddress, cell_addresses
 from app.database import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
-from app.migrate import upgrade_to_head
+from app.migrate import applied_revisions, head_revisions, upgrade_to_head
 from app.settings import (
     ENV_NAMES,
     Settings,
@@ -548,6 +548,15 @@ def run_projections() -> None:
 
     settings = _settings()
     with _database(settings, migrate=False) as database, _database_errors():
+        # Its runners retry what fails, forever: on a schema they do not know, say so instead.
+        for cell in database.cells:
+            applied = _with_engine(cell.url, _applied_revisions)
+            if applied != (heads := head_revisions()):
+                at = ", ".join(sorted(applied)) or "no migration"
+                raise click.ClickException(
+                    f"{_describe(database, cell)} is at {at}; the newest is "
+                    f"{', '.join(sorted(heads))}: run `tasks-api migrate` first"
+                )
         background_process.run(settings, database.cells)
 
 
@@ -1050,6 +1059,11 @@ async def _on_cell(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) ->
             return await work(conn)
     finally:
         await engine.dispose()
+
+
+async def _applied_revisions(engine: AsyncEngine) -> frozenset[str]:
+    async with engine.connect() as conn:
+        return await applied_revisions(conn)
 
 
 def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:

@@ -19,7 +19,7 @@ from app import tenants
 from app.cli import main
 from app.database import open_database
 from app.settings import ENV_NAMES, mask_password
-from tests.database import migrated_database
+from tests.database import create_database, drop_database, migrated_database
 
 
 def run(args: list[str], env: dict[str, str | None]) -> Result:
@@ -257,6 +257,19 @@ def test_without_database_url_the_embedded_server_is_started_and_reused(tmp_path
 
 
 RUNNER_START_SECONDS = 20
+
+
+def test_projections_run_on_a_database_not_migrated_says_to_migrate(server_url: str) -> None:
+    empty = asyncio.run(create_database(server_url))
+    try:
+        result = run(["projections", "run"], {"DATABASE_URL": empty})
+    finally:
+        asyncio.run(drop_database(server_url, empty))
+
+    assert result.exit_code == 1
+    assert "is at no migration" in result.stderr
+    assert "run `tasks-api migrate` first" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_projections_run_logs_json_lines_and_stops_on_sigterm(server_url: str) -> None:

@@ -15,16 +15,15 @@ import logging
 from typing import Any, Literal
 
 import msgspec
-import sqlalchemy as sa
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import clock
 from app.cells import Cells
 from app.http.errors import database_unavailable
-from app.migrate import head_revisions
+from app.migrate import applied_revisions, head_revisions
 from app.rate_limits import RateLimiter
 from projections.status import ProjectionStatus, read_projection_status
 
@@ -91,7 +90,7 @@ async def ready(request: Request[Any, Any, State]) -> Response[Health]:
 async def readiness_checks(engine: AsyncEngine, max_lag_ms: int) -> dict[str, Check]:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), engine.connect() as conn:
-            migrations = _migrations_check(await _applied_revisions(conn))
+            migrations = _migrations_check(await applied_revisions(conn))
             # An older schema may lack the tables the projections' status reads.
             statuses = await read_projection_status(conn, clock.now()) if migrations.ok else None
     except (SQLAlchemyError, OSError, TimeoutError) as error:
@@ -109,12 +108,6 @@ async def readiness_checks(engine: AsyncEngine, max_lag_ms: int) -> dict[str, Ch
         if statuses is None
         else _lag_check(statuses, max_lag_ms),
     }
-
-
-async def _applied_revisions(conn: AsyncConnection) -> frozenset[str]:
-    if not await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL")):
-        return frozenset()
-    return frozenset(await conn.scalars(sa.text("SELECT version_num FROM alembic_version")))
 
 
 @functools.cache
