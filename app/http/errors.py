@@ -13,6 +13,7 @@ from asyncpg.exceptions import (
     OperatorInterventionError,
     PostgresConnectionError,
     PostgresError,
+    QueryCanceledError,
     TooManyConnectionsError,
 )
 from litestar import Request, Response
@@ -252,11 +253,16 @@ def database_unavailable(error: BaseException | None) -> bool:
     """The database cannot be reached, is restarting, or gave up on a statement (its
     statement_timeout, say): worth a retry, not a bug. Met through SQLAlchemy or on the
     driver's own connection alike."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(_driver_error(error), _UNAVAILABLE)
+
+
+def _driver_error(error: BaseException | None) -> BaseException | None:
+    """The driver's own error, under SQLAlchemy's wrapping of it."""
     if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        error = error.orig.__cause__ if error.orig is not None else None
-    return isinstance(error, _UNAVAILABLE)
+        return error.orig.__cause__ if error.orig is not None else None
+    return error
 
 
 _UNAVAILABLE = (
@@ -275,8 +281,24 @@ _UNAVAILABLE = (
 def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
     if not database_unavailable(error):
         return on_unexpected(request, error)
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
-    return error_response(service_unavailable("The database is unavailable; retry shortly"))
+    # Imported here: the exchange layer sends this module's errors.
+    from app.http.exchange import REQUEST_ID
+
+    late = _statement_timed_out(error)
+    log.warning(
+        "database %s on %s %s: %s",
+        "too slow (statement_timeout)" if late else "unavailable",
+        request.method,
+        request.url.path,
+        error,
+        extra={"fields": {"requestId": request.scope["state"].get(REQUEST_ID)}},
+    )
+    message = "The database did not answer in time" if late else "The database is unavailable"
+    return error_response(service_unavailable(f"{message}; retry shortly"))
+
+
+def _statement_timed_out(error: BaseException | None) -> bool:
+    return isinstance(_driver_error(error), QueryCanceledError)
 
 
 def on_rollups_behind(_: Request[Any, Any, Any], error: RollupsBehind) -> Response[ErrorBody]:

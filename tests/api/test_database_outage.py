@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.http.app import create_app
 from app.settings import Settings
+from tests.api.captured_log import captured_log
 from tests.api.test_rate_limits import client_of, running_lifespan
 from tests.conftest import Tenant
 
@@ -66,24 +67,35 @@ async def test_a_statement_the_database_gives_up_on_is_a_503_on_every_path(
     app = create_app(settings)
     async with running_lifespan(app), client_of(app) as client:
         task = (await client.post("/v1/tasks", json={"title": "x"}, headers=tenant.headers)).json()
-        async with engine.connect() as holder:
-            # Every statement on these tables waits for the lock past its timeout.
-            await holder.execute(sa.text("LOCK TABLE events, task_view IN ACCESS EXCLUSIVE MODE"))
-            responses = {
-                path: await client.request(method, path, json=body, headers=tenant.headers)
-                for method, path, body in [
-                    ("POST", "/v1/tasks", {"title": "y"}),
-                    ("PATCH", f"/v1/tasks/{task['task']['_id']}", {"title": "z"}),
-                    ("GET", f"/v1/tasks/{task['task']['_id']}", None),
-                    ("GET", "/v1/tasks", None),
-                    ("GET", "/v1/tasks/stats", None),
-                    ("GET", "/v1/tasks/analytics", None),
-                    ("GET", "/v1/events", None),
-                ]
-            }
-            await holder.rollback()
+        with captured_log() as log:
+            async with engine.connect() as holder:
+                # Every statement on these tables waits for the lock past its timeout.
+                await holder.execute(
+                    sa.text("LOCK TABLE events, task_view IN ACCESS EXCLUSIVE MODE")
+                )
+                responses = {
+                    path: await client.request(method, path, json=body, headers=tenant.headers)
+                    for method, path, body in [
+                        ("POST", "/v1/tasks", {"title": "y"}),
+                        ("PATCH", f"/v1/tasks/{task['task']['_id']}", {"title": "z"}),
+                        ("GET", f"/v1/tasks/{task['task']['_id']}", None),
+                        ("GET", "/v1/tasks", None),
+                        ("GET", "/v1/tasks/stats", None),
+                        ("GET", "/v1/tasks/analytics", None),
+                        ("GET", "/v1/events", None),
+                    ]
+                }
+                await holder.rollback()
 
     for path, response in responses.items():
         assert response.status_code == 503, (path, response.text)
         assert response.headers["Retry-After"] == "1"
-        assert response.json()["error"]["code"] == "ServiceUnavailableError"
+        assert response.json()["error"] == {
+            "code": "ServiceUnavailableError",
+            "message": "The database did not answer in time; retry shortly",
+        }
+    # Each said in the log as what it was, with the request it cut.
+    warnings = log.entries("tasks_api.errors")
+    cut = {entry["requestId"] for entry in warnings}
+    assert {response.headers["x-request-id"] for response in responses.values()} <= cut
+    assert all("too slow (statement_timeout)" in entry["message"] for entry in warnings)
