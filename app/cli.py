@@ -209,6 +209,8 @@ def create_tenant(
 ) -> None:
     """Create a tenant and its first API key, on the cell with fewest tenants unless --cell
     names one."""
+    if not name.strip():
+        raise click.BadParameter("a tenant's name must not be blank", param_hint="NAME")
     with _database(_settings(), migrate=False) as database:
         cell = database.named(cell_name) if cell_name else _fewest_tenants(database)
         issued = _transact(

@@ -86,6 +86,15 @@ def test_tenant_create_rejects_an_invalid_option(
     assert option[0] in result.stderr
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_tenant_create_refuses_a_blank_name(env: dict[str, str | None], name: str) -> None:
+    result = run(["tenant", "create", name, "--json"], env)
+
+    assert result.exit_code == 2
+    assert "a tenant's name must not be blank" in result.stderr
+    assert result.stdout == ""
+
+
 def test_key_create_issues_another_working_key(
     env: dict[str, str | None], database_url: str, tenant_id: str
 ) -> None:
