@@ -27,20 +27,24 @@ class ProjectionStatus:
     inline: bool = False
 
 
+# What the runners follow: every asynchronous projection, and the tenants' log digests, whose
+# checkpoint is the horizon `tasks-api audit verify` checks behind.
+FOLLOWED: tuple[Follower, ...] = (*ASYNCHRONOUS, LOG_DIGEST)
+
+
 async def projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
-    """Every asynchronous projection's status as of `now`."""
+    """The status as of `now` of everything the runners follow."""
     async with engine.connect() as conn:
-        return await read_projection_status(conn, now)
+        return await read_projection_status(conn, now, FOLLOWED)
 
 
 async def every_projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
     """Every projection's status as of `now`: the inline ones, at the log's head by
-    construction, then the asynchronous ones, then the log digests' runner, which `tasks-api
-    audit verify` checks the log behind."""
+    construction, then what the runners follow."""
     async with engine.connect() as conn:
         head = await _head(conn)
         inline = [ProjectionStatus(p.name, head, 0, 0, inline=True) for p in INLINE]
-        return inline + await read_projection_status(conn, now, (*ASYNCHRONOUS, LOG_DIGEST))
+        return inline + await read_projection_status(conn, now, FOLLOWED)
 
 
 async def _head(conn: AsyncConnection) -> Checkpoint:
