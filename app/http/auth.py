@@ -14,9 +14,9 @@ from app import tenants
 from app.cells import Cells, UnknownCell
 from app.database import Database
 from app.http.errors import ApiError, service_unavailable
-from app.http.exchange import DATABASE, DECISION, REQUEST_ID, TENANT_ID
 from app.http.query_check import check_request_target
 from app.http.request_headers import header
+from app.http.scope_state import DATABASE, DECISION, REQUEST_ID, TENANT_ID
 from app.rate_limits import RateLimiter
 from app.rate_limits.policy import WINDOW_SECONDS, CountersUnavailable, Decision
 from app.service import Caller

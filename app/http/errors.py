@@ -24,6 +24,7 @@ from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.http.scope_state import REQUEST_ID
 from domain.errors import RuleViolation
 from projections.figures import RollupsBehind
 
@@ -281,9 +282,6 @@ _UNAVAILABLE = (
 def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
     if not database_unavailable(error):
         return on_unexpected(request, error)
-    # Imported here: the exchange layer sends this module's errors.
-    from app.http.exchange import REQUEST_ID
-
     late = _statement_timed_out(error)
     log.warning(
         "database %s on %s %s: %s",

@@ -32,6 +32,7 @@ from app.http.deadlines import Deadlines
 from app.http.errors import ApiError, send_error, service_unavailable
 from app.http.idempotency import REPLAYED_HEADER
 from app.http.request_headers import header
+from app.http.scope_state import DECISION, REQUEST_ID, TENANT_ID
 from app.logs import log_info
 from app.rate_limits.policy import WINDOW_SECONDS, Decision
 
@@ -44,12 +45,6 @@ _REPLAYED = REPLAYED_HEADER.lower().encode()
 _ALLOW = b"allow"
 # The answers that carry Allow: OPTIONS' 204 and the 405s.
 _ALLOWING = frozenset({204, 405})
-# Where the request's id, its tenant and its rate limit's decision wait in the scope's state.
-REQUEST_ID = "request_id"
-TENANT_ID = "tenant_id"
-DECISION = "rate_limit_decision"
-# The database of the caller's cell.
-DATABASE = "database"
 # Any other method is counted as "other": a client must not mint label values at will.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

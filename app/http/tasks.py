@@ -41,7 +41,6 @@ from app.http.errors import (
     refused_by_rules,
     task_not_found,
 )
-from app.http.exchange import DATABASE
 from app.http.headers import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, documented
 from app.http.openapi import request_body
 from app.http.options import OptionsFirst, allowed_methods
@@ -55,6 +54,7 @@ from app.http.params import (
     time_parameter,
 )
 from app.http.query_check import path_rest
+from app.http.scope_state import DATABASE
 from app.http.wire import (
     AgentPerformance,
     AuditEvent,
