@@ -10,6 +10,8 @@ import msgspec
 from asyncpg.exceptions import (
     InterfaceError,
     InternalClientError,
+    InvalidAuthorizationSpecificationError,
+    InvalidCatalogNameError,
     OperatorInterventionError,
     PostgresConnectionError,
     PostgresError,
@@ -276,6 +278,11 @@ _UNAVAILABLE = (
     TooManyConnectionsError,
     # Among them the cancelled statement (a statement_timeout) and the server shutting down.
     OperatorInterventionError,
+    # The server answers but refuses the service its database (dropped, renamed) or its role
+    # (dropped, its password changed): an outage to the client, whose request was sound; the
+    # warning names the cause for the operator.
+    InvalidCatalogNameError,
+    InvalidAuthorizationSpecificationError,
 )
 
 

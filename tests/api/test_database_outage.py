@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
@@ -28,6 +29,27 @@ async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "ServiceUnavailableError"
+
+
+@pytest.mark.parametrize(
+    "refused", [{"database": "tasks_no_such_database"}, {"username": "tasks_no_such_role"}]
+)
+async def test_a_server_refusing_the_database_or_role_is_a_503_named_in_the_log(
+    server_url: str, refused: dict[str, str]
+) -> None:
+    # Dropped or renamed under a running service, or a password rotated: the request was
+    # sound, the service cannot serve it.
+    url = make_url(server_url).set(**refused).render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, run_projections=False))
+    with captured_log() as log:
+        async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+            response = await client.get("/v1/tasks", headers={"x-tenant-api-key": "tk_any"})
+
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "ServiceUnavailableError"
+    [warning] = log.entries("tasks_api.errors")
+    assert next(iter(refused.values())) in warning["message"]
 
 
 async def test_connections_cut_by_the_server_are_replaced(
