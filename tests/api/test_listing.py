@@ -227,6 +227,24 @@ async def test_search_is_a_case_insensitive_substring_of_title_or_description(
     assert found == ["Call about the INVOICE", "Follow up"]
 
 
+async def test_a_task_matching_in_title_and_description_is_found_and_counted_once(
+    tasks: TaskApi,
+) -> None:
+    both = await tasks.create(title="Refund request", description="Customer wants a refund")
+    await tasks.create(title="Refund only in the title")
+    await tasks.create(title="Other", description="refund only in the description")
+
+    found = await tasks.list(search="refund", sort="title")
+
+    assert found["total"] == 3
+    assert [task["title"] for task in found["tasks"]] == [
+        "Other",
+        "Refund only in the title",
+        "Refund request",
+    ]
+    assert sum(task["_id"] == both["_id"] for task in found["tasks"]) == 1
+
+
 async def test_search_folds_the_case_of_letters_beyond_ascii(tasks: TaskApi) -> None:
     await tasks.create(title="Überweisung prüfen", description="Rückruf beim KUNDEN")
     await tasks.create(title="Ueberweisung", description="Rueckruf")
