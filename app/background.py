@@ -14,17 +14,13 @@ from app.cells import Cells
 from app.database import Database
 from app.relay import Publisher, Relay, StreamAddress
 from projections import runner
-from projections.log_digest import LOG_DIGEST
-from projections.registry import ASYNCHRONOUS
+from projections.registry import FOLLOWED
 
 log = logging.getLogger("tasks_api.background")
 
-# What a cell's runners keep up with the log, the relay aside: every asynchronous
-# projection, and each tenant's digest of its log.
-FOLLOWERS: tuple[runner.Follower, ...] = (*ASYNCHRONOUS, LOG_DIGEST)
 # The connections a cell's background work holds through its engine: each runner's listening
 # session and its batch's, and the auto-complete sweep's.
-ENGINE_CONNECTIONS = 2 * len(FOLLOWERS) + 1
+ENGINE_CONNECTIONS = 2 * len(FOLLOWED) + 1
 
 
 async def run_background(
@@ -35,7 +31,7 @@ async def run_background(
     relay publishes the log to it as a runner too."""
     relay = [] if publisher is None else [runner.run(engine, Relay(publisher), stop)]
     await asyncio.gather(
-        *(runner.run(engine, follower, stop) for follower in FOLLOWERS),
+        *(runner.run(engine, follower, stop) for follower in FOLLOWED),
         *relay,
         auto_complete.sweep(db, stop),
     )

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from sqlalchemy.engine import make_url
 
-from app.background import FOLLOWERS
+from projections.registry import FOLLOWED
 
 # A tenant's requests per minute: far above what the benchmark sends, so the rate limit is
 # checked on every request as in production but never refuses one.
@@ -24,7 +24,7 @@ RATE_LIMIT = 1_000_000_000
 # What a runner applies behind the log: the asynchronous projections and the tenants' log
 # digests (the inline projections keep a checkpoint from their last rebuild, which commands
 # do not move).
-RUNNERS = [follower.name for follower in FOLLOWERS]
+RUNNERS = [follower.name for follower in FOLLOWED]
 # How long a load waits for the statements of the one before it to finish.
 IDLE_WAIT_SECONDS = 30.0
 # How long a load that opens many connections waits for the server to have them.

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.log import Checkpoint, after
-from projections.log_digest import LOG_DIGEST
-from projections.registry import ASYNCHRONOUS, INLINE
+from projections.registry import ASYNCHRONOUS, FOLLOWED, INLINE
 from projections.runner import Follower, read_checkpoint_unlocked
 from projections.tables import events
 
@@ -25,11 +24,6 @@ class ProjectionStatus:
     lag_ms: int
     # Projected in each command's own transaction: never behind the log.
     inline: bool = False
-
-
-# What the runners follow: every asynchronous projection, and the tenants' log digests, whose
-# checkpoint is the horizon `tasks-api audit verify` checks behind.
-FOLLOWED: tuple[Follower, ...] = (*ASYNCHRONOUS, LOG_DIGEST)
 
 
 async def projection_status(engine: AsyncEngine, now: datetime) -> list[ProjectionStatus]:
