@@ -551,9 +551,10 @@ def run_projections() -> None:
     settings = _settings()
     with _database(settings, migrate=False) as database, _database_errors():
         # Its runners retry what fails, forever: on a schema they do not know, say so instead.
+        heads = head_revisions()
         for cell in database.cells:
             applied = _with_engine(cell.url, _applied_revisions)
-            if applied != (heads := head_revisions()):
+            if applied != heads:
                 at = ", ".join(sorted(applied)) or "no migration"
                 raise click.ClickException(
                     f"{_describe(database, cell)} is at {at}; the newest is "
