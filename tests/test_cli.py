@@ -150,6 +150,26 @@ def test_migrate_on_a_migrated_database_changes_nothing(env: dict[str, str | Non
     assert "newest migration" in result.stdout
 
 
+def test_processes_migrating_one_empty_database_at_once_all_succeed(server_url: str) -> None:
+    # Replicas of a deployment each migrate as they start, often in the same second.
+    empty = asyncio.run(create_database(server_url))
+    command = [str(Path(sys.executable).with_name("tasks-api")), "migrate"]
+    env = {**os.environ, "DATABASE_URL": empty}
+    try:
+        migrating = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        outcomes = [(*each.communicate(timeout=120), each.returncode) for each in migrating]
+        at_head = run(["migrate"], {"DATABASE_URL": empty})
+    finally:
+        asyncio.run(drop_database(server_url, empty))
+
+    assert [code for _, _, code in outcomes] == [0, 0, 0], outcomes
+    assert all(b"newest migration" in out for out, _, _ in outcomes)
+    assert at_head.exit_code == 0, at_head.output
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
