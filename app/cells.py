@@ -10,12 +10,17 @@ the process caches with the key's tenant: no round trip is spent on the director
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+import asyncpg
+
+from store.pool import plain_url
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 HOME_CELL = "main"
 CELL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 URL_SCHEMES = ("postgresql", "postgresql+asyncpg")
+REACHABLE = "reachable"
+REACH_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,26 @@ def cell_addresses(cells: str | None, database_url: str | None) -> tuple[CellAdd
     if database_url is None:
         raise RuntimeError("DATABASE_URL is not set; start the service with `tasks-api serve`")
     return (CellAddress(HOME_CELL, database_url),)
+
+
+async def reachability(cells: Sequence[CellAddress]) -> list[str]:
+    """Whether each cell answers a query within REACH_SECONDS: REACHABLE, else why not."""
+
+    async def reach(address: CellAddress) -> str:
+        try:
+            async with asyncio.timeout(REACH_SECONDS):
+                conn = await asyncpg.connect(plain_url(address.url))
+                try:
+                    await conn.execute("SELECT 1")
+                finally:
+                    await conn.close()
+        except TimeoutError:
+            return f"no answer in {REACH_SECONDS:g} s"
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return f"unreachable: {type(error).__name__}"
+        return REACHABLE
+
+    return list(await asyncio.gather(*(reach(address) for address in cells)))
 
 
 class UnknownCell(Exception):

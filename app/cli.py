@@ -31,7 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, tenants
-from app.cells import HOME_CELL, CellAddress, cell_addresses
+from app.cell_migrations import migrate_those_that_answer, migrating_when_they_answer
+from app.cells import HOME_CELL, REACHABLE, CellAddress, cell_addresses, reachability
 from app.database import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import applied_revisions, head_revisions, upgrade_to_head
@@ -47,7 +48,6 @@ from domain.commands import parse_instant, parse_instant_or_day
 from projections.log_digest import DIGEST_BYTES, Digest
 from projections.projector import Projector
 from projections.registry import PROJECTORS
-from store.pool import plain_url
 
 T = TypeVar("T")
 
@@ -135,12 +135,17 @@ def serve(host: str, port: int, workers: int) -> None:
     from app.logs import uvicorn_log_config
 
     settings = _settings()
-    with _database(settings, migrate=True) as database, _metrics_directory():
+    with _database(settings, migrate=False) as database, _metrics_directory():
+        waiting = _migrate_for_serving(database)
         # Worker processes build the app from the environment.
         if database.embedded:
             os.environ[ENV_NAMES["database_url"]] = database.url
             _create_demo_tenant(database.url)
-        with _background_beside_the_workers(settings), _stop_signals_end_normally():
+        with (
+            _background_beside_the_workers(settings),
+            _stop_signals_end_normally(),
+            migrating_when_they_answer(waiting),
+        ):
             uvicorn_workers.run(
                 app=APP_FACTORY,
                 factory=True,
@@ -158,6 +163,23 @@ def serve(host: str, port: int, workers: int) -> None:
                 # default of 5 s had busy hosts killing workers before they ever served.
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
+
+
+def _migrate_for_serving(database: Deployment) -> list[CellAddress]:
+    """The home cell migrated, without which nothing is served, and each other cell that
+    answers; those that do not, each named on stderr."""
+    home, *others = database.cells
+    with _database_errors():
+        if not database.embedded:  # which _database has migrated
+            upgrade_to_head(home.url)
+        waiting = migrate_those_that_answer(others)
+    for cell in waiting:
+        click.echo(
+            f"Cell {cell.name} does not answer: its tenants are answered 503 until it does, "
+            "and it is migrated then.",
+            err=True,
+        )
+    return waiting
 
 
 @main.command()
@@ -314,7 +336,7 @@ def list_cells() -> None:
     not answer."""
     with _database(_settings(), migrate=False) as database:
         counts = _counts_by_cell(database, _transact(database.url, tenants.tenants_by_cell))
-        answers = asyncio.run(_reachability(database.cells))
+        answers = asyncio.run(reachability(database.cells))
     names = max(len("cell"), *(len(cell.name) for cell in database.cells))
     click.echo(f"{'cell':<{names}}  {'tenants':>7}  {'state':<24}  url")
     for each, answer in zip(database.cells, answers, strict=True):
@@ -325,28 +347,6 @@ def list_cells() -> None:
         )
     if any(answer != REACHABLE for answer in answers):
         raise SystemExit(1)
-
-
-REACHABLE = "reachable"
-REACH_SECONDS = 3.0
-
-
-async def _reachability(cells: tuple[CellAddress, ...]) -> list[str]:
-    async def reach(address: CellAddress) -> str:
-        try:
-            async with asyncio.timeout(REACH_SECONDS):
-                conn = await asyncpg.connect(plain_url(address.url))
-                try:
-                    await conn.execute("SELECT 1")
-                finally:
-                    await conn.close()
-        except TimeoutError:
-            return f"no answer in {REACH_SECONDS:g} s"
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            return f"unreachable: {type(error).__name__}"
-        return REACHABLE
-
-    return list(await asyncio.gather(*(reach(address) for address in cells)))
 
 
 @main.group()

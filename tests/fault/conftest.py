@@ -3,6 +3,7 @@ sent, and a tenant whose rate limit their load never reaches."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -10,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
 from app.database import create_engine
-from tests.conftest import Tenant
-from tests.database import migrated_database
+from app.embedded import EmbeddedPostgres
+from tests.conftest import Tenant, own_server_folder
+from tests.database import create_database, migrated_database
 
 
 @pytest.fixture
@@ -25,6 +27,15 @@ async def fresh_engine(fresh_database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(fresh_database, pool_size=2)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def killable_cell() -> AsyncIterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL server of the test's own, to stop or kill, and an empty database on it."""
+    with own_server_folder("killable") as server:
+        server_url = await asyncio.to_thread(server.start)
+        yield server, await create_database(server_url)
+        await asyncio.to_thread(server.stop)
 
 
 async def unthrottled_tenant(engine: AsyncEngine) -> Tenant:

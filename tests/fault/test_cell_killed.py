@@ -10,17 +10,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from app.cells import CellAddress
 from app.database import create_engine
 from app.embedded import EmbeddedPostgres
 from tests.cells.support import cli_in_thread, placed_tenant
-from tests.conftest import cells_setting, own_server_folder
-from tests.database import create_database
+from tests.conftest import cells_setting
 from tests.fault.event_log import assert_log_keeps_what_was_answered
 from tests.fault.served_api import ServedApi
 from tests.fault.write_load import WriteLoad
@@ -31,14 +27,6 @@ UP_SECONDS = 1.0
 DOWN_SECONDS = 2.0
 RECOVERY_SECONDS = 5
 UNTHROTTLED = {"tier": "enterprise", "rate_limit": str(10**9)}
-
-
-@pytest.fixture
-async def killable_cell() -> AsyncIterator[tuple[EmbeddedPostgres, str]]:
-    with own_server_folder("killable") as server:
-        server_url = await asyncio.to_thread(server.start)
-        yield server, await create_database(server_url)
-        await asyncio.to_thread(server.stop)
 
 
 def server_processes(server: EmbeddedPostgres) -> list[int]:
