@@ -223,8 +223,10 @@ async def task_analytics(
     created_from: datetime | None,
     created_before: datetime | None,
     owner_id: str | None,
+    agents: int = AGENT_PERFORMANCE_MAX,
 ) -> dict[str, Any]:
-    """Totals, distributions and per-agent performance of the tasks created in a period."""
+    """Totals, distributions and per-agent performance of the tasks created in a period: the
+    first `agents` agents, most tasks first."""
     if created_from is not None or created_before is not None:
         await _plan_for_values(conn)
     fold = await pending(conn, tenant_id)
@@ -251,7 +253,7 @@ async def task_analytics(
     names = await _owner_names(conn, tenant_id, fold)
     # An owner whose tasks all moved on nets to zero here: they are no longer an agent of these.
     active = [(owner, total) for owner, total in totals.items() if total > 0]
-    ranked = sorted(active, key=lambda item: (-item[1], item[0]))[:AGENT_PERFORMANCE_MAX]
+    ranked = sorted(active, key=lambda item: (-item[1], item[0]))[:agents]
     return {
         "total_tasks": sum(statuses.values()),
         "completed_tasks": completed_tasks,

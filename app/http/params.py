@@ -24,9 +24,18 @@ from app.http.wire import TaskPage
 from domain.commands import parse_instant_or_day
 from domain.task import Priority, Status, Task
 from projections import queries
+from projections.figures import AGENT_PERFORMANCE_MAX
 
 Page = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number")]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (max 100)")]
+AgentsLimit = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        le=AGENT_PERFORMANCE_MAX,
+        description=f"Agents in `agentPerformance`, most tasks first (max {AGENT_PERFORMANCE_MAX})",
+    ),
+]
 SortField = Literal["dueDate", "created_at", "updated_at", "priority", "status", "title"]
 SortDirection = Literal["asc", "desc"]
 

@@ -46,6 +46,7 @@ from app.http.openapi import request_body
 from app.http.options import OptionsFirst, allowed_methods
 from app.http.params import (
     TASK_LISTING,
+    AgentsLimit,
     TaskListing,
     creation_period,
     id_filter,
@@ -79,6 +80,7 @@ from domain.commands import (
 )
 from domain.task import Task
 from projections import figures, log, queries, task_view
+from projections.figures import AGENT_PERFORMANCE_MAX
 from projections.log import replay_at
 from store.pool import connection
 from store.tenant import tenant_transaction
@@ -280,14 +282,16 @@ class TaskController(OptionsFirst):
             str | None, time_parameter("endDate", "Tasks created until (a date: its whole day)")
         ] = None,
         owner_id: Annotated[str | None, id_filter("ownerId")] = None,
+        limit: AgentsLimit = AGENT_PERFORMANCE_MAX,
     ) -> TaskAnalytics:
         """Totals, the distribution by status and priority, the average time to complete
         and each agent's tasks and completions, over the live tasks created between
         `startDate` and `endDate` (a date alone covers the whole day), optionally one
         owner's. `avgCompletionTime` is in hours, from creation to completion, rounded to two
         decimals or to three significant digits where that is finer, so an average above
-        zero is never shown as 0 (12 seconds: 0.00333); null when none is completed. A
-        `startDate` after `endDate` is refused (400)."""
+        zero is never shown as 0 (12 seconds: 0.00333); null when none is completed.
+        `agentPerformance` lists the first `limit` agents (at most 5,000, the default); the
+        totals count every task. A `startDate` after `endDate` is refused (400)."""
         caller = caller_of(request)
         created_from, created_before = creation_period(start_date, end_date)
         async with tenant_reads(request, caller.principal.tenant_id) as conn:
@@ -298,6 +302,7 @@ class TaskController(OptionsFirst):
                 created_from,
                 created_before,
                 owner_id,
+                agents=limit,
             )
         agents = [AgentPerformance(**agent) for agent in totals.pop("agent_performance")]
         return TaskAnalytics(**totals, agent_performance=agents)

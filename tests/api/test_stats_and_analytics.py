@@ -347,6 +347,27 @@ async def test_analytics_can_be_limited_to_one_owner(tasks: TaskApi) -> None:
     assert [agent["agentId"] for agent in figures["agentPerformance"]] == ["agent_a"]
 
 
+async def test_analytics_list_the_first_agents_up_to_the_limit(tasks: TaskApi) -> None:
+    for owner, count in (("agent_a", 1), ("agent_b", 3), ("agent_c", 2)):
+        for _ in range(count):
+            await tasks.create(ownerId=owner)
+
+    figures = await analytics(tasks, limit=2)
+
+    assert figures["totalTasks"] == 6
+    assert [agent["agentId"] for agent in figures["agentPerformance"]] == ["agent_b", "agent_c"]
+
+
+@pytest.mark.parametrize("limit", ["0", "5001", "all"])
+async def test_an_agents_limit_outside_1_to_5000_is_refused(tasks: TaskApi, limit: str) -> None:
+    response = await tasks.call("GET", "/v1/tasks/analytics", params={"limit": limit})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    assert error["details"][0].startswith("limit"), error
+
+
 @pytest.mark.parametrize(
     ("period", "counted"),
     [
