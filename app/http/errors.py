@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from asyncpg.exceptions import (
+    InsufficientResourcesError,
     InterfaceError,
     InternalClientError,
     InvalidAuthorizationSpecificationError,
@@ -16,7 +17,7 @@ from asyncpg.exceptions import (
     PostgresConnectionError,
     PostgresError,
     QueryCanceledError,
-    TooManyConnectionsError,
+    ReadOnlySQLTransactionError,
 )
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -274,10 +275,14 @@ _UNAVAILABLE = (
     PostgresConnectionError,
     InterfaceError,
     InternalClientError,
-    # The server has no connection to spare (max_connections): a passing condition too.
-    TooManyConnectionsError,
+    # The server has no connection to spare (max_connections), no disk or no memory: passing
+    # conditions, or the operator's to end, never the request's fault.
+    InsufficientResourcesError,
     # Among them the cancelled statement (a statement_timeout) and the server shutting down.
     OperatorInterventionError,
+    # The server takes no writes (a standby, or a database set read-only): commands cannot
+    # be kept until the primary is back, while reads are still answered.
+    ReadOnlySQLTransactionError,
     # The server answers but refuses the service its database (dropped, renamed) or its role
     # (dropped, its password changed): an outage to the client, whose request was sound; the
     # warning names the cause for the operator.
@@ -289,21 +294,22 @@ _UNAVAILABLE = (
 def on_database_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
     if not database_unavailable(error):
         return on_unexpected(request, error)
-    late = _statement_timed_out(error)
+    cause = _driver_error(error)
+    if isinstance(cause, QueryCanceledError):
+        state, message = "too slow (statement_timeout)", "The database did not answer in time"
+    elif isinstance(cause, ReadOnlySQLTransactionError):
+        state, message = "read-only", "The database takes no writes"
+    else:
+        state, message = "unavailable", "The database is unavailable"
     log.warning(
         "database %s on %s %s: %s",
-        "too slow (statement_timeout)" if late else "unavailable",
+        state,
         request.method,
         request.url.path,
         error,
         extra={"fields": {"requestId": request.scope["state"].get(REQUEST_ID)}},
     )
-    message = "The database did not answer in time" if late else "The database is unavailable"
     return error_response(service_unavailable(f"{message}; retry shortly"))
-
-
-def _statement_timed_out(error: BaseException | None) -> bool:
-    return isinstance(_driver_error(error), QueryCanceledError)
 
 
 def on_rollups_behind(_: Request[Any, Any, Any], error: RollupsBehind) -> Response[ErrorBody]:

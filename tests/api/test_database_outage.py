@@ -11,11 +11,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import tenants
+from app.database import create_engine
 from app.http.app import create_app
+from app.migrate import upgrade_to_head
 from app.settings import Settings
 from tests.api.captured_log import captured_log
-from tests.api.test_rate_limits import client_of, running_lifespan
+from tests.api.test_rate_limits import REDIS_URL, client_of, running_lifespan
 from tests.conftest import Tenant
+from tests.database import create_database, drop_database
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:9/tasks"
 STATEMENT_TIMEOUT_MS = 200
@@ -121,3 +125,39 @@ async def test_a_statement_the_database_gives_up_on_is_a_503_on_every_path(
     cut = {entry["requestId"] for entry in warnings}
     assert {response.headers["x-request-id"] for response in responses.values()} <= cut
     assert all("too slow (statement_timeout)" in entry["message"] for entry in warnings)
+
+
+async def test_a_database_that_takes_no_writes_is_a_503_for_writes_only(server_url: str) -> None:
+    # A server turned read-only (a standby after a failover went wrong, or maintenance):
+    # commands cannot be kept, reads can still be answered.
+    url = await create_database(server_url)
+    try:
+        await asyncio.to_thread(upgrade_to_head, url)
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                issued = await tenants.create_tenant(conn, "read-only", "starter")
+                name = make_url(url).database
+                await conn.execute(
+                    sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+                )
+        finally:
+            await engine.dispose()
+        app = create_app(Settings(database_url=url, run_projections=False, redis_url=REDIS_URL))
+        headers = {"x-tenant-api-key": issued.api_key}
+        with captured_log() as log:
+            async with running_lifespan(app), client_of(app) as client:
+                listed = await client.get("/v1/tasks", headers=headers)
+                created = await client.post("/v1/tasks", json={"title": "x"}, headers=headers)
+    finally:
+        await drop_database(server_url, url)
+
+    assert listed.status_code == 200, listed.text
+    assert created.status_code == 503, created.text
+    assert created.headers["Retry-After"] == "1"
+    assert created.json()["error"] == {
+        "code": "ServiceUnavailableError",
+        "message": "The database takes no writes; retry shortly",
+    }
+    [warning] = log.entries("tasks_api.errors")
+    assert "read-only transaction" in warning["message"]
