@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from app.rate_limits import open_rate_limiter
 from app.relay import stream_address
 from app.revocations import hearing_revocations
 from app.settings import Settings, load_settings
+from app.warm_up import warm_up
 
 # The connections of the work beside the requests, apart from the requests' pool: the
 # runners' and the sweep's, the key revocations' listener, and a readiness check or a scrape.
@@ -51,6 +53,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ):
                 for cell in cells:
                     await watched.enter_async_context(metrics.pool_watched(cell.db.pool))
+                await asyncio.gather(
+                    *(warm_up(cell.db.pool, settings.db_pool_size) for cell in cells)
+                )
                 # The home cell's: it holds the directory, the keys and the rate limits.
                 app.state.cells, app.state.db, app.state.engine = (
                     cells,
