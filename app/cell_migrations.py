@@ -14,28 +14,25 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 
-import asyncpg
-from alembic.util import CommandError
-from sqlalchemy.exc import SQLAlchemyError
-
 from app.cells import REACHABLE, CellAddress, reachability
+from app.database import DATABASE_ERRORS, first_line
 from app.migrate import upgrade_to_head
 
 log = logging.getLogger("tasks_api.cells")
 
 RETRY_SECONDS = 5.0
-MIGRATION_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, CommandError)
 
 
-def migrate_those_that_answer(cells: Sequence[CellAddress]) -> list[CellAddress]:
-    """Each of `cells` that answers, migrated (its errors raised); those that do not."""
+def migrate_those_that_answer(cells: Sequence[CellAddress]) -> dict[CellAddress, str]:
+    """Each of `cells` that answers, migrated (its errors raised); those that do not, with
+    why not."""
     answers = asyncio.run(reachability(cells))
-    waiting = []
+    waiting = {}
     for cell, answer in zip(cells, answers, strict=True):
         if answer == REACHABLE:
             upgrade_to_head(cell.url)
         else:
-            waiting.append(cell)
+            waiting[cell] = answer
     return waiting
 
 
@@ -70,12 +67,11 @@ def _migrate_when_they_answer(waiting: list[CellAddress], leaving: threading.Eve
                 continue
             try:
                 upgrade_to_head(cell.url)
-            except MIGRATION_ERRORS as error:
-                lines = str(error).strip().splitlines()
+            except DATABASE_ERRORS as error:
                 log.error(
                     "cell %s answers but its migrations failed (%s); trying again in %g s",
                     cell.name,
-                    lines[0] if lines else type(error).__name__,
+                    first_line(error),
                     RETRY_SECONDS,
                 )
                 continue

@@ -22,18 +22,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, NoReturn, TypeVar
 
-import asyncpg
 import click
 import msgspec
-from alembic.util import CommandError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import clock, tenants
 from app.cell_migrations import migrate_those_that_answer, migrating_when_they_answer
 from app.cells import HOME_CELL, REACHABLE, CellAddress, cell_addresses, reachability
-from app.database import create_engine
+from app.database import DATABASE_ERRORS, create_engine, first_line
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import applied_revisions, head_revisions, upgrade_to_head
 from app.settings import (
@@ -173,13 +170,13 @@ def _migrate_for_serving(database: Deployment) -> list[CellAddress]:
         if not database.embedded:  # which _database has migrated
             upgrade_to_head(home.url)
         waiting = migrate_those_that_answer(others)
-    for cell in waiting:
+    for cell, why in waiting.items():
         click.echo(
-            f"Cell {cell.name} does not answer: its tenants are answered 503 until it does, "
-            "and it is migrated then.",
+            f"Cell {cell.name} does not answer ({why}): its tenants are answered 503 until "
+            "it does, and it is migrated then.",
             err=True,
         )
-    return waiting
+    return list(waiting)
 
 
 @main.command()
@@ -1030,10 +1027,9 @@ def _sigterm_exits() -> Iterator[None]:
 def _database_errors() -> Iterator[None]:
     try:
         yield
-    except (OSError, SQLAlchemyError, asyncpg.PostgresError, CommandError) as error:
+    except DATABASE_ERRORS as error:
+        message = f"database: {first_line(error)}"
         cause = getattr(error, "orig", None) or error
-        lines = str(cause).strip().splitlines()
-        message = f"database: {lines[0] if lines else type(error).__name__}"
         if getattr(cause, "sqlstate", None) == UNDEFINED_TABLE:
             message += " (run `tasks-api migrate` first)"
         raise click.ClickException(message) from None

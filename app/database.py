@@ -10,10 +10,23 @@ from dataclasses import dataclass
 
 import asyncpg
 import msgspec
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.store.append_notices import AppendNotices
 from store.pool import encode_json, open_pool, plain_url, server_settings
+
+# What a command outside the API meets when a database fails it: the network's, the driver's,
+# SQLAlchemy's and Alembic's errors.
+DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, CommandError)
+
+
+def first_line(error: BaseException) -> str:
+    """A database error in one line: the driver's own message under SQLAlchemy's wrapping."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
