@@ -26,14 +26,17 @@ RETRY_SECONDS = 5.0
 def migrate_those_that_answer(cells: Sequence[CellAddress]) -> dict[CellAddress, str]:
     """Each of `cells` that answers, migrated (its errors raised); those that do not, with
     why not."""
-    answers = asyncio.run(reachability(cells))
-    waiting = {}
-    for cell, answer in zip(cells, answers, strict=True):
-        if answer == REACHABLE:
-            upgrade_to_head(cell.url)
-        else:
-            waiting[cell] = answer
-    return waiting
+    answering, silent = _by_answer(cells)
+    for cell in answering:
+        upgrade_to_head(cell.url)
+    return silent
+
+
+def _by_answer(cells: Sequence[CellAddress]) -> tuple[list[CellAddress], dict[CellAddress, str]]:
+    """The cells that answer, and those that do not with why not."""
+    answers = zip(cells, asyncio.run(reachability(cells)), strict=True)
+    silent = {cell: answer for cell, answer in answers if answer != REACHABLE}
+    return [cell for cell in cells if cell not in silent], silent
 
 
 @contextlib.contextmanager
@@ -61,10 +64,8 @@ def migrating_when_they_answer(cells: Sequence[CellAddress]) -> Iterator[None]:
 
 def _migrate_when_they_answer(waiting: list[CellAddress], leaving: threading.Event) -> None:
     while waiting and not leaving.wait(RETRY_SECONDS):
-        answers = asyncio.run(reachability(waiting))
-        for cell, answer in zip(list(waiting), answers, strict=True):
-            if answer != REACHABLE:
-                continue
+        answering, _ = _by_answer(waiting)
+        for cell in answering:
             try:
                 upgrade_to_head(cell.url)
             except DATABASE_ERRORS as error:
