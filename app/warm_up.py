@@ -11,7 +11,6 @@ does not answer, or takes no writes, only leaves the pool as cold as it was."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -41,17 +40,15 @@ async def warm_up(pool: asyncpg.Pool, size: int) -> None:
         log.info("connections left cold: %s", error)
 
 
-class _RolledBack(Exception):
-    pass
-
-
 async def _warm_one(pool: asyncpg.Pool) -> None:
     task_id, now = ids.new_id(), clock.now()
     events = rules.create(CreateTask(title="warm-up"), task_id, now)
     task = fold((event, now) for event in events)
     async with connection(pool) as conn:
-        with contextlib.suppress(_RolledBack):
-            async with conn.transaction():
-                await task_view.load(conn, NO_TENANT, task_id)
-                await event_log.append(conn, NO_TENANT, task_id, 0, events, {}, now, task)
-                raise _RolledBack
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await task_view.load(conn, NO_TENANT, task_id)
+            await event_log.append(conn, NO_TENANT, task_id, 0, events, {}, now, task)
+        finally:
+            await transaction.rollback()
