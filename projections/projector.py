@@ -109,50 +109,45 @@ async def upsert_rows(
     returning: str = "",
 ) -> list[Any]:
     """Insert rows (tuples in the order of `columns`), or on a clash of the table's key
-    apply `assignments` (SQL over `t`, the row, and EXCLUDED): one statement whose
-    parameters are one array per column, on the driver's connection. SQLAlchemy's work per
-    row was most of a batch's time; JSON columns travel as text."""
+    apply `assignments` (SQL over `t`, the row, and EXCLUDED): one statement, on the
+    driver's connection, whose one parameter is the rows as a JSON array of arrays.
+    SQLAlchemy's work per row was most of a batch's time, and then the driver's for arrays
+    of values (a quarter of a microsecond a value, against none for msgspec's JSON).
+
+    The rows are written in the order of their key, NULL first, so that writers of the
+    same rows take their locks in one order and never deadlock on each other."""
     if not rows:
         return []
     driver = await driver_connection(conn)
-    json_columns = _json_columns(table, columns)
-    arrays = [
-        [None if value is None else msgspec.json.encode(value).decode() for value in values]
-        if index in json_columns
-        else list(values)
-        for index, values in enumerate(zip(*rows, strict=True))
-    ]
     sql = _upsert_sql(table, columns, assignments, returning)
+    rows_json = msgspec.json.encode(rows).decode()
     if returning:
-        return list(await driver.fetch(sql, *arrays))
-    await driver.execute(sql, *arrays)
+        return list(await driver.fetch(sql, rows_json))
+    await driver.execute(sql, rows_json)
     return []
 
 
-def _json_columns(table: sa.Table, columns: tuple[str, ...]) -> frozenset[int]:
-    return frozenset(
-        index for index, name in enumerate(columns) if isinstance(table.c[name].type, JSONB)
-    )
+def _value_of(index: int, column: sa.Column[Any]) -> str:
+    """SQL reading a column's value from the JSON array `r` of a row's values, as msgspec
+    wrote them: bytes in base64, JSON values as themselves (null as NULL), and the rest as
+    the text of a JSON string or number, which casts to the column's type."""
+    if isinstance(column.type, JSONB):
+        return f"nullif(r->{index}, 'null')"
+    if isinstance(column.type, sa.LargeBinary):
+        return f"decode(r->>{index}, 'base64')"
+    return f"(r->>{index})::{column.type.compile(dialect=postgresql.dialect())}"
 
 
 @functools.cache
 def _upsert_sql(table: sa.Table, columns: tuple[str, ...], assignments: str, returning: str) -> str:
-    dialect = postgresql.dialect()
-    arrays, values = [], []
-    for index, name in enumerate(columns, start=1):
-        column_type = table.c[name].type
-        if isinstance(column_type, JSONB):
-            arrays.append(f"${index}::text[]")
-            values.append(f"{name}::jsonb")
-        else:
-            arrays.append(f"${index}::{column_type.compile(dialect=dialect)}[]")
-            values.append(name)
-    keys = ", ".join(key_columns(table))
     names = ", ".join(columns)
+    values = ", ".join(_value_of(index, table.c[name]) for index, name in enumerate(columns))
+    keys = key_columns(table)
+    in_key_order = ", ".join(f"{columns.index(key) + 1} NULLS FIRST" for key in keys)
     sql = (
-        f"INSERT INTO {table.name} AS t ({names}) SELECT {', '.join(values)} "
-        f"FROM unnest({', '.join(arrays)}) AS rows({names}) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}"
+        f"INSERT INTO {table.name} AS t ({names}) SELECT {values} "
+        f"FROM jsonb_array_elements($1::jsonb) AS rows(r) ORDER BY {in_key_order} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
     )
     return f"{sql} RETURNING {returning}" if returning else sql
 

@@ -387,7 +387,7 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
             conn,
             table,
             key_columns(table) + counts,
-            in_key_order(rows),
+            rows,
             ", ".join(f"{name} = t.{name} + EXCLUDED.{name}" for name in counts),
             returning="ctid, tasks",
         )
@@ -410,19 +410,13 @@ async def _write_history(conn: AsyncConnection, history: Occurrences) -> None:
             conn,
             table,
             (*key_columns(table), count),
-            in_key_order(rows),
+            rows,
             f"{count} = t.{count} + EXCLUDED.{count}",
         )
 
 
-def in_key_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows sorted by their key, NULL before any value: upserted in one order, concurrent
-    writers never deadlock on each other's rows."""
-    return sorted(rows, key=lambda row: tuple((value is not None, value) for value in row))
-
-
 async def _write_names(conn: AsyncConnection, names: OwnerNames) -> None:
-    rows = [(tenant, owner, name) for (tenant, owner), (_, name) in sorted(names.items())]
+    rows = [(tenant, owner, name) for (tenant, owner), (_, name) in names.items()]
     await upsert_rows(
         conn,
         owner_names,
@@ -435,8 +429,7 @@ async def _write_names(conn: AsyncConnection, names: OwnerNames) -> None:
 
 def _counted_row(table_name: str, key: tuple[Any, ...], tasks: int, ms: int) -> tuple[Any, ...]:
     """A rollup row: its key, then its counts (completion time only where the table has it)."""
-    with_ms = "completion_ms" in ROLLUP_TABLES[table_name].c
-    return (*key, tasks, ms) if with_ms else (*key, tasks)
+    return (*key, tasks, ms) if table_name in TIMED_TABLES else (*key, tasks)
 
 
 def fact_values(facts: TaskFacts) -> tuple[Any, ...]:
@@ -479,6 +472,10 @@ ROLLUP_TABLES = {
         open_tasks_by_created_day,
     )
 }
+# The rollups that sum their tasks' completion times beside counting them.
+TIMED_TABLES = frozenset(
+    name for name, table in ROLLUP_TABLES.items() if "completion_ms" in table.c
+)
 # Each history table and the column its events are counted in.
 HISTORY_TABLES = {
     table.name: (table, count)
