@@ -129,8 +129,11 @@ class TaskChanges(Command):
             self.due_date = in_calendar(self.due_date, "dueDate")
         if isinstance(self.title, str):
             self.title = self.title.strip()
-            if not 1 <= len(self.title) <= TITLE_MAX:
-                raise ValueError(f"title must be 1 to {TITLE_MAX} characters after trimming")
+            if not self.title:
+                # The reference's words for it, in its example of a ValidationError.
+                raise ValueError("title must be at least 1 characters")
+            if len(self.title) > TITLE_MAX:
+                raise ValueError(f"title must be at most {TITLE_MAX} characters")
         if isinstance(self.metadata, dict) and (problem := metadata_value_problem(self.metadata)):
             raise ValueError(problem)
         if isinstance(self.auto_complete, dict) and self.auto_complete.get("at") is not None:

@@ -130,6 +130,20 @@ async def test_creating_an_invalid_task_is_rejected_naming_the_field(
     assert_validation_error(response, field)
 
 
+@pytest.mark.parametrize("title", ["", "   "])
+async def test_an_empty_title_is_refused_as_the_reference_shows(tasks: TaskApi, title: str) -> None:
+    response = await tasks.call("POST", "/v1/tasks", json={"title": title})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "ValidationError",
+            "message": "Validation failed",
+            "details": ["title must be at least 1 characters"],
+        }
+    }
+
+
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 @pytest.mark.parametrize(
     ("body", "field"),
