@@ -68,7 +68,10 @@ def decide(command: TaskCommand, task: Task, now: datetime) -> list[TaskEvent]:
         case SnoozeTask():
             return [_snooze(task, command, now)]
         case ReassignTask():
-            return [_reassignment(task, command.new_owner_id, command.new_owner_name, now)]
+            # Reassigned to the owner it has, with no name given, it keeps the name it knows.
+            kept = command.new_owner_id == task.owner_id and command.new_owner_name is None
+            name = task.owner_name if kept else command.new_owner_name
+            return [_reassignment(task, command.new_owner_id, name, now)]
         case DeleteTask():
             return [TaskDeleted(title=task.title)]
     raise TypeError(f"unknown command {command!r}")

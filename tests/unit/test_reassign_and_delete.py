@@ -60,6 +60,16 @@ class TestReassign:
 
         assert task.claimed_at == LATER
 
+    def test_reassigning_to_the_same_owner_without_a_name_keeps_the_name(self) -> None:
+        task = after(created({"ownerId": "u1", "ownerName": "Ann"}), reassign("u1"))
+
+        assert (task.owner_id, task.owner_name) == ("u1", "Ann")
+
+    def test_reassigning_to_the_same_owner_with_a_name_renames_the_owner(self) -> None:
+        task = after(created({"ownerId": "u1", "ownerName": "Ann"}), reassign("u1", "Annie"))
+
+        assert task.owner_name == "Annie"
+
     def test_a_completed_task_can_be_reassigned(self) -> None:
         task = after(after(created(), complete()), reassign("u2"))
 
