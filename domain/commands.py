@@ -215,6 +215,10 @@ def parse_instant_or_day(value: str, name: str) -> datetime:
     try:
         day = msgspec.convert(value, date)
     except msgspec.ValidationError:
+        try:
+            msgspec.convert(value, datetime)
+        except msgspec.ValidationError:
+            raise ValueError(f"{name} must be an RFC 3339 date-time or a date") from None
         return parse_instant(value, name)
     return in_calendar(datetime.combine(day, time(), tzinfo=UTC), name)
 

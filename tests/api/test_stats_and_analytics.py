@@ -463,4 +463,4 @@ async def test_an_invalid_period_is_rejected(tasks: TaskApi, param: str) -> None
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "ValidationError"
-    assert param in error["details"][0]
+    assert error["details"] == [f"{param} must be an RFC 3339 date-time or a date"]
