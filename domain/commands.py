@@ -7,7 +7,7 @@ and their limits are those of the reference's Input Constraints table.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -27,8 +27,25 @@ TITLE_MAX = 500
 OBJECT_KEYS_MAX = 50
 METADATA_VALUE_MAX = 1000
 
-# A time a client gives names an instant: RFC 3339 requires its offset from UTC.
-Instant = Annotated[datetime, Meta(tz=True)]
+# A time a client gives names an instant: an RFC 3339 date-time, which must give its offset
+# from UTC, or a date alone, its first instant in UTC (as the lists' and analytics' filters
+# read one). msgspec decodes it as text, which the command's __post_init__ reads as the
+# instant it names: the field holds that datetime from then on.
+_INSTANT_OR_DAY = Annotated[
+    str,
+    Meta(
+        extra_json_schema={
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ]
+        }
+    ),
+]
+if TYPE_CHECKING:
+    InstantOrDay = datetime
+else:
+    InstantOrDay = _INSTANT_OR_DAY
 # The years a client may write a time in. Its instant then lies a day within the calendar
 # (EARLIEST to LATEST, UTC), whatever its offset, and the rule reads on the time as written.
 FIRST_YEAR, LAST_YEAR = 2, 9998
@@ -108,7 +125,7 @@ class TaskChanges(Command):
     description: Description | UnsetType | None = UNSET
     status: Status | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    due_date: Instant | UnsetType | None = UNSET
+    due_date: InstantOrDay | UnsetType | None = UNSET
     owner_id: Id | UnsetType | None = UNSET
     owner_name: Name | UnsetType | None = UNSET
     queue_id: Id | UnsetType | None = UNSET
@@ -125,8 +142,8 @@ class TaskChanges(Command):
     completion_notes: CompletionNotes | UnsetType | None = UNSET
 
     def __post_init__(self) -> None:
-        if isinstance(self.due_date, datetime):
-            self.due_date = in_calendar(self.due_date, "dueDate")
+        if self.due_date is not None and self.due_date is not UNSET:
+            self.due_date = parse_instant_or_day(self.due_date, "dueDate")
         if isinstance(self.title, str):
             self.title = self.title.strip()
             if not self.title:
@@ -165,11 +182,11 @@ class CompleteTask(Command):
 
 
 class SnoozeTask(Command):
-    new_due_date: Instant
+    new_due_date: InstantOrDay
     adjust_reminders: bool = True
 
     def __post_init__(self) -> None:
-        self.new_due_date = in_calendar(self.new_due_date, "newDueDate")
+        self.new_due_date = parse_instant_or_day(self.new_due_date, "newDueDate")
 
 
 class ReassignTask(Command):
@@ -209,7 +226,7 @@ def parse_instant(value: Any, name: str) -> datetime:
     return in_calendar(moment, name)
 
 
-def parse_instant_or_day(value: str, name: str) -> datetime:
+def parse_instant_or_day(value: Any, name: str) -> datetime:
     """An RFC 3339 date-time with its offset, as parse_instant reads it, or a date alone:
     its first instant, UTC. Raises ValueError naming `name` otherwise."""
     try:

@@ -161,8 +161,18 @@ async def test_a_snooze_time_without_an_offset_is_refused(tasks: TaskApi) -> Non
     )
 
     assert response.status_code == 400
-    assert response.json()["error"]["details"][0].startswith("newDueDate:")
+    assert response.json()["error"]["details"] == [
+        "newDueDate must give its offset from UTC (Z or +hh:mm)"
+    ]
     assert await tasks.get(task["_id"]) == task
+
+
+async def test_a_snooze_to_a_date_alone_is_to_its_first_instant_in_utc(tasks: TaskApi) -> None:
+    task = await tasks.create(dueDate=DUE)
+
+    snoozed = await tasks.act(task["_id"], "snooze", {"newDueDate": "2031-01-02"})
+
+    assert snoozed["task"]["dueDate"] == "2031-01-02T00:00:00Z"
 
 
 async def test_snoozing_into_the_past_is_rejected(tasks: TaskApi) -> None:

@@ -101,7 +101,7 @@ REJECTED = {
     "a list for an object": ({"title": "x", "metadata": ["orderId"]}, "metadata"),
     "a date that is no date": ({"title": "x", "dueDate": "tomorrow"}, "dueDate"),
     "an impossible date": ({"title": "x", "dueDate": "2030-02-30T10:00:00Z"}, "dueDate"),
-    "a date without a time": ({"title": "x", "dueDate": "2030-04-15"}, "dueDate"),
+    "a time without its offset": ({"title": "x", "dueDate": "2030-04-15T10:00:00"}, "dueDate"),
     "a number for a date": ({"title": "x", "dueDate": 1900000000}, "dueDate"),
     "outcome on a task that is not completed": ({"title": "x", "outcome": "resolved"}, "outcome"),
 }
@@ -128,6 +128,12 @@ async def test_creating_an_invalid_task_is_rejected_naming_the_field(
     response = await tasks.call("POST", "/v1/tasks", json=body)
 
     assert_validation_error(response, field)
+
+
+async def test_a_due_date_alone_is_its_first_instant_in_utc(tasks: TaskApi) -> None:
+    task = await tasks.create(dueDate="2030-04-15")
+
+    assert task["dueDate"] == "2030-04-15T00:00:00Z"
 
 
 @pytest.mark.parametrize("title", ["", "   "])
