@@ -88,7 +88,7 @@ def task_command(rng: random.Random, now: datetime) -> CreateTask:
         "description": f"Follow up on the {words[2]} discussed on the last call",
         "priority": rng.choice(PRIORITIES),
         "status": rng.choices(STATUSES, STATUS_WEIGHTS)[0],
-        "dueDate": now + timedelta(hours=rng.randrange(-24 * 60, 24 * 60)),
+        "dueDate": (now + timedelta(hours=rng.randrange(-24 * 60, 24 * 60))).isoformat(),
         "ownerId": f"agent_{owner:03d}",
         "ownerName": f"Agent {owner}",
         "relatedCustomerId": f"cust_{rng.randrange(CUSTOMERS)}",
