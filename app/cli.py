@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import clock, tenants
 from app.cell_migrations import migrate_those_that_answer, migrating_when_they_answer
 from app.cells import HOME_CELL, REACHABLE, CellAddress, cell_addresses, reachability
-from app.database import DATABASE_ERRORS, create_engine, first_line
+from app.database import DATABASE_ERRORS, create_engine, engine_of, first_line
 from app.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from app.migrate import applied_revisions, head_revisions, upgrade_to_head
 from app.settings import (
@@ -1037,27 +1037,14 @@ def _database_errors() -> Iterator[None]:
 
 def _transact(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run work in one transaction on the database, from outside any event loop."""
-
-    async def run() -> T:
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        finally:
-            await engine.dispose()
-
     with _database_errors():
-        return asyncio.run(run())
+        return asyncio.run(_on_cell(url, work))
 
 
 async def _on_cell(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run work in one transaction on a cell, from inside an event loop."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            return await work(conn)
-    finally:
-        await engine.dispose()
+    async with engine_of(url) as engine, engine.begin() as conn:
+        return await work(conn)
 
 
 async def _applied_revisions(engine: AsyncEngine) -> frozenset[str]:

@@ -68,3 +68,13 @@ def create_engine(
         json_serializer=encode_json,
         json_deserializer=msgspec.json.decode,
     )
+
+
+@asynccontextmanager
+async def engine_of(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine of one connection, for a few statements, disposed of on leaving."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -13,7 +13,7 @@ from alembic import command
 
 from app.cell_migrations import RETRY_SECONDS
 from app.cells import CellAddress
-from app.database import create_engine
+from app.database import engine_of
 from app.embedded import EmbeddedPostgres
 from app.migrate import alembic_config, applied_revisions, head_revisions
 from tests.cells.support import cli_in_thread, placed_tenant
@@ -25,12 +25,8 @@ MIGRATED_WITHIN_SECONDS = 3 * RETRY_SECONDS + 10
 
 
 async def revisions(url: str) -> frozenset[str]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return await applied_revisions(conn)
-    finally:
-        await engine.dispose()
+    async with engine_of(url) as engine, engine.connect() as conn:
+        return await applied_revisions(conn)
 
 
 async def migrated_within(url: str, seconds: float) -> frozenset[str]:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from app.cells import CellAddress
-from app.database import create_engine
+from app.database import engine_of
 from app.embedded import EmbeddedPostgres
 from tests.cells.support import cli_in_thread, placed_tenant
 from tests.conftest import cells_setting
@@ -116,11 +116,8 @@ async def test_a_killed_cell_costs_only_its_own_tenants(
     late = [sent for sent in cell_load.sent if sent.sent_at >= back_at + RECOVERY_SECONDS]
     assert late and all(sent.acknowledged for sent in late)
     for cell, load in ((cells[0], home_load), (cells[1], cell_load)):
-        engine = create_engine(cell.url, pool_size=1)
-        try:
+        async with engine_of(cell.url) as engine:
             await assert_log_keeps_what_was_answered(engine, load.sent)
-        finally:
-            await engine.dispose()
 
 
 async def test_a_stuck_cell_costs_only_its_own_tenants(
@@ -174,8 +171,5 @@ async def test_a_stuck_cell_costs_only_its_own_tenants(
         if not sent.acknowledged
     ]
     for cell, load in ((cells[0], home_load), (cells[1], cell_load)):
-        engine = create_engine(cell.url, pool_size=1)
-        try:
+        async with engine_of(cell.url) as engine:
             await assert_log_keeps_what_was_answered(engine, load.sent)
-        finally:
-            await engine.dispose()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.database import create_engine
+from app.database import engine_of
 from app.embedded import EmbeddedPostgres
 from app.migrate import upgrade_to_head
 from tests.conftest import Tenant
@@ -38,11 +38,8 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedPostgres, 
 
 async def migrated_with_a_tenant(url: str) -> Tenant:
     await asyncio.to_thread(upgrade_to_head, url)
-    engine = create_engine(url, pool_size=1)
-    try:
+    async with engine_of(url) as engine:
         return await unthrottled_tenant(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_the_api_answers_503_while_postgres_is_down_and_serves_once_it_is_back(
@@ -76,8 +73,5 @@ async def test_the_api_answers_503_while_postgres_is_down_and_serves_once_it_is_
     assert min(sent.answered_at for sent in after_return) - back_at <= RECOVERY_SECONDS
     late = [sent for sent in load.sent if sent.sent_at >= back_at + RECOVERY_SECONDS]
     assert late and all(sent.acknowledged for sent in late)
-    engine = create_engine(url, pool_size=1)
-    try:
+    async with engine_of(url) as engine:
         await assert_log_keeps_what_was_answered(engine, load.sent)
-    finally:
-        await engine.dispose()
