@@ -213,14 +213,15 @@ def metadata_value_problem(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_instant(value: Any, name: str) -> datetime:
-    """An RFC 3339 date-time as UTC. Raises ValueError naming `name` when `value` is none,
-    lacks its offset (a local time names no instant: 2035-01-15T09:00:00 is refused, not taken
-    as UTC) or lies outside the calendar the API keeps."""
+def parse_instant(value: Any, name: str, expected: str = "an RFC 3339 date-time") -> datetime:
+    """An RFC 3339 date-time as UTC. Raises ValueError naming `name` when `value` is none
+    (saying what was `expected`), lacks its offset (a local time names no instant:
+    2035-01-15T09:00:00 is refused, not taken as UTC) or lies outside the calendar the API
+    keeps."""
     try:
         moment = msgspec.convert(value, datetime)
     except msgspec.ValidationError:
-        raise ValueError(f"{name} must be an RFC 3339 date-time") from None
+        raise ValueError(f"{name} must be {expected}") from None
     if moment.tzinfo is None:
         raise ValueError(f"{name} must give its offset from UTC (Z or +hh:mm)")
     return in_calendar(moment, name)
@@ -229,14 +230,14 @@ def parse_instant(value: Any, name: str) -> datetime:
 def parse_instant_or_day(value: Any, name: str) -> datetime:
     """An RFC 3339 date-time with its offset, as parse_instant reads it, or a date alone:
     its first instant, UTC. Raises ValueError naming `name` otherwise."""
+    expected = "an RFC 3339 date-time or a date"
+    # Only text as long as YYYY-MM-DD can be a date alone (the years kept have four digits).
+    if not (isinstance(value, str) and len(value) == len("YYYY-MM-DD")):
+        return parse_instant(value, name, expected)
     try:
         day = msgspec.convert(value, date)
     except msgspec.ValidationError:
-        try:
-            msgspec.convert(value, datetime)
-        except msgspec.ValidationError:
-            raise ValueError(f"{name} must be an RFC 3339 date-time or a date") from None
-        return parse_instant(value, name)
+        raise ValueError(f"{name} must be {expected}") from None
     return in_calendar(datetime.combine(day, time(), tzinfo=UTC), name)
 
 

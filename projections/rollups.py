@@ -382,7 +382,7 @@ async def _write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
         by_table[table_name].append(_counted_row(table_name, key, tasks, ms))
     for table_name, rows in by_table.items():
         table = ROLLUP_TABLES[table_name]
-        counts = ("tasks", "completion_ms") if "completion_ms" in table.c else ("tasks",)
+        counts = ("tasks", "completion_ms") if table_name in TIMED_TABLES else ("tasks",)
         emptied = await upsert_rows(
             conn,
             table,
