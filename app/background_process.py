@@ -117,11 +117,12 @@ def beside_the_workers(stop_within: float) -> Iterator[None]:
         with replacing:
             leaving.set()
             last = current
-        if last.is_alive():
-            last.terminate()  # SIGTERM: its runners stop at a batch boundary
-        last.join(stop_within + EXIT_MARGIN_SECONDS)
-        if last.is_alive():
+        # SIGTERM, unless it has ended: its runners stop at a batch boundary. Only the
+        # supervisor waits for it: of two threads reaping one process, the one that loses the
+        # race finds no child and takes the process for alive.
+        last.terminate()
+        supervisor.join(stop_within + EXIT_MARGIN_SECONDS)
+        if supervisor.is_alive():
             log.warning("the background process did not stop in time; killing it")
             last.kill()
-            last.join()
-        supervisor.join()
+            supervisor.join()
