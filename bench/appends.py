@@ -102,12 +102,18 @@ async def raw_inserts(
     return LoadResult(done, took, None, None, 0, 0, usage)
 
 
-async def event_store_rate(
-    database_url: str, concurrency: int, seconds: float, *, existing: bool = False
-) -> float:
+async def event_store_appends(
+    database_url: str,
+    concurrency: int,
+    seconds: float,
+    postgres: Postgres,
+    *,
+    existing: bool = False,
+) -> LoadResult:
     """Our event store's append of one event, each its own statement and commit, as a command
     appends: to a new stream each time, or (`existing`) to each worker's own stream, one
-    version after the other; the task view is left out, as the peer has none."""
+    version after the other; the task view is left out, as the peer has none. With the CPU
+    they cost this process (the client) and PostgreSQL, once every connection is open."""
     pool = await open_pool(database_url, size=concurrency, statement_timeout_ms=5_000)
     event = sample_event()
     streams = [new_id() for _ in range(concurrency)]
@@ -130,10 +136,13 @@ async def event_store_rate(
         )
 
     try:
+        meter = Meter([], postgres)
+        client_before = own_cpu_seconds()
         done, took = await _for_seconds(concurrency, seconds, one)
+        usage = meter.usage(own_cpu_seconds() - client_before)
     finally:
         await pool.close()
-    return done / took
+    return LoadResult(done, took, None, None, 0, 0, usage)
 
 
 def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:
@@ -149,27 +158,41 @@ def peer_rate(database_url: str, concurrency: int, seconds: float) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def append_rates(database_url: str, concurrency: int, seconds: float) -> tuple[float, float]:
+def append_rates(
+    database_url: str, concurrency: int, seconds: float, postgres: Postgres
+) -> tuple[float, float]:
     """Ours and the peer's rates, measured in alternating rounds so that whatever else loads
     the machine weighs on both alike."""
     rounds = 3 if seconds >= 3 else 1
     ours, peer = [], []
     for _ in range(rounds):
         asyncio.run(wait_for_connections(database_url, concurrency))
-        ours.append(asyncio.run(event_store_rate(database_url, concurrency, seconds / rounds)))
+        appended = asyncio.run(
+            event_store_appends(database_url, concurrency, seconds / rounds, postgres)
+        )
+        ours.append(appended.requests_per_second)
         peer.append(peer_rate(database_url, concurrency, seconds / rounds))
     return sum(ours) / rounds, sum(peer) / rounds
 
 
 @dataclass(frozen=True, slots=True)
-class ChainCost:
-    """Appends per second to a new stream and to an existing one, through append_to_stream as
-    it is (each event chained to its stream's head) and as it was before the log was chained."""
+class AppendCost:
+    """Appends per second, and PostgreSQL's CPU milliseconds per append: the rate follows the
+    machine's speed from one round to the next, the CPU far less."""
 
-    new_chained: float
-    new_unchained: float
-    existing_chained: float
-    existing_unchained: float
+    per_second: float
+    postgres_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCost:
+    """Appends to a new stream and to an existing one, through append_to_stream as it is
+    (each event chained to its stream's head) and as it was before the log was chained."""
+
+    new_chained: AppendCost
+    new_unchained: AppendCost
+    existing_chained: AppendCost
+    existing_unchained: AppendCost
 
 
 def _migration(name: str) -> Any:
@@ -203,13 +226,16 @@ async def _replace_append(database_url: str, append_events: str) -> None:
         await admin.close()
 
 
-def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost:
-    """The append rates with and without the chain, in alternating rounds so that whatever
-    else loads the machine weighs on both alike; append_to_stream is left as it was found."""
+def chain_cost(
+    database_url: str, concurrency: int, seconds: float, postgres: Postgres
+) -> ChainCost:
+    """The append rates and PostgreSQL's CPU per append with and without the chain, in
+    alternating rounds so that whatever else loads the machine weighs on both alike;
+    append_to_stream is left as it was found."""
     chained = _HEAD_GIVEN.APPEND_CHAINED_EVENTS
     # An even number of rounds, each variant first in half of them.
     rounds = 4 if seconds >= 3 else 2
-    rates: dict[tuple[bool, bool], list[float]] = {}
+    loads: dict[tuple[bool, bool], list[LoadResult]] = {}
     try:
         for round_ in range(rounds):
             for existing in (False, True):
@@ -221,16 +247,20 @@ def chain_cost(database_url: str, concurrency: int, seconds: float) -> ChainCost
                     # load before the first) left: it would weigh on one variant's round.
                     asyncio.run(wait_until_idle(database_url, runners=False))
                     asyncio.run(wait_for_connections(database_url, concurrency))
-                    rate = asyncio.run(
-                        event_store_rate(
-                            database_url, concurrency, seconds / rounds, existing=existing
+                    load = asyncio.run(
+                        event_store_appends(
+                            database_url, concurrency, seconds / rounds, postgres, existing=existing
                         )
                     )
-                    rates.setdefault((existing, events is chained), []).append(rate)
+                    loads.setdefault((existing, events is chained), []).append(load)
     finally:
         asyncio.run(_replace_append(database_url, chained))
 
-    def mean(existing: bool, is_chained: bool) -> float:
-        return sum(rates[existing, is_chained]) / rounds
+    def cost(existing: bool, is_chained: bool) -> AppendCost:
+        variant = loads[existing, is_chained]
+        done = sum(load.requests for load in variant)
+        took = sum(load.seconds for load in variant)
+        cpu = sum(load.usage.postgres * load.usage.wall_seconds for load in variant)
+        return AppendCost(done / took, 1000 * cpu / done)
 
-    return ChainCost(mean(False, True), mean(False, False), mean(True, True), mean(True, False))
+    return ChainCost(cost(False, True), cost(False, False), cost(True, True), cost(True, False))
