@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import tenants
-from app.database import create_engine
+from app.database import engine_of
 from app.http.app import create_app
 from app.migrate import upgrade_to_head
 from app.settings import Settings
@@ -133,16 +133,12 @@ async def test_a_database_that_takes_no_writes_is_a_503_for_writes_only(server_u
     url = await create_database(server_url)
     try:
         await asyncio.to_thread(upgrade_to_head, url)
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                issued = await tenants.create_tenant(conn, "read-only", "starter")
-                name = make_url(url).database
-                await conn.execute(
-                    sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-                )
-        finally:
-            await engine.dispose()
+        async with engine_of(url) as engine, engine.begin() as conn:
+            issued = await tenants.create_tenant(conn, "read-only", "starter")
+            name = make_url(url).database
+            await conn.execute(
+                sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            )
         app = create_app(Settings(database_url=url, run_projections=False, redis_url=REDIS_URL))
         headers = {"x-tenant-api-key": issued.api_key}
         with captured_log() as log:

@@ -18,7 +18,7 @@ import attrs
 import httpx
 import pytest
 
-from app.database import create_engine
+from app.database import engine_of
 from tests.conftest import Tenant, new_tenant
 from tests.fault.served_api import ServedApi
 
@@ -61,11 +61,8 @@ def module(package: ModuleType, name: str) -> Any:
 
 
 async def created_tenant(database_url: str) -> Tenant:
-    engine = create_engine(database_url, pool_size=1)
-    try:
+    async with engine_of(database_url) as engine:
         return await new_tenant(engine, "generated-client")
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import schemathesis
 from schemathesis.engine import Status, events
 
 from app import tenants
-from app.database import create_engine
+from app.database import engine_of
 from tests.conftest import Tenant
 from tests.fault.served_api import ServedApi
 
@@ -48,12 +48,8 @@ def run_config(tenant: Tenant, max_examples: int) -> schemathesis.Config:
 
 async def unthrottled_tenant(database_url: str) -> Tenant:
     """A new tenant with a rate limit no run reaches: throttling is tested on its own."""
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            issued = await tenants.create_tenant(conn, "fuzzing", "enterprise", rate_limit=10**9)
-    finally:
-        await engine.dispose()
+    async with engine_of(database_url) as engine, engine.begin() as conn:
+        issued = await tenants.create_tenant(conn, "fuzzing", "enterprise", rate_limit=10**9)
     return Tenant(issued.tenant_id, issued.key_id, issued.api_key)
 
 

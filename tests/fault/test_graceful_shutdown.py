@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import service
-from app.database import create_engine, open_database
+from app.database import engine_of, open_database
 from app.embedded import EmbeddedPostgres
 from app.tenants import Principal
 from domain.commands import CreateTask
@@ -200,13 +200,10 @@ async def test_sigterm_answers_the_requests_in_flight_then_stops_the_embedded_da
     assert cluster_state(pgdata) == "shut down"
 
     with EmbeddedPostgres(data_dir) as database:
-        engine = create_engine(database.start(), pool_size=1)
-        try:
+        async with engine_of(database.start()) as engine:
             logged = await events_by_request(engine)
             assert await verify(engine, TASK_VIEW) == []
             assert await verify(engine, ROLLUPS) == []
-        finally:
-            await engine.dispose()
     for answer in answers:
         # Accepted: answered and in the log. Never accepted: never carried out.
         assert logged.get(answer.request_id, 0) == (1 if answer.status else 0), answer

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import service
 from app.cli import main
-from app.database import create_engine, open_database
+from app.database import engine_of, open_database
 from app.store.tables import api_keys, tenants
 from domain.commands import CreateTask
 from projections.tables import events, task_view
@@ -107,9 +107,8 @@ def target_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def target(target_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(target_url, pool_size=1)
-    yield engine
-    await engine.dispose()
+    async with engine_of(target_url) as engine:
+        yield engine
 
 
 async def logged(engine: AsyncEngine, tenant_id: str) -> list[tuple[Any, ...]]:
